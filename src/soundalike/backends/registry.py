@@ -1,0 +1,127 @@
+"""Backend registry: built-ins register with a decorator, third parties via the
+``soundalike.backends`` entry point group (same registry)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable, ParameterError
+from .base import Backend, BackendStatus
+
+__all__ = ["register_backend", "load_backend", "backend_class", "available_backends", "backend_statuses"]
+
+log = logging.getLogger(__name__)
+
+_REGISTRY: dict[str, type[Backend]] = {}
+_LOADED = False
+
+# Built-in backend modules; each must import without torch.
+_BUILTIN_MODULES = (
+    "soundalike.backends.descriptors",
+    "soundalike.backends.musicnn",
+    "soundalike.backends.vggish",
+    "soundalike.backends.mert",
+)
+
+
+def register_backend(name: str):
+    """Class decorator: ``@register_backend("vggish")``."""
+
+    def deco(cls: type[Backend]) -> type[Backend]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _discover() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:  # a module not written yet, or a broken optional import
+            if exc.name and exc.name.startswith("soundalike"):
+                continue
+            log.warning("backend module %s failed to import: %s", mod, exc)
+    for ep in entry_points(group="soundalike.backends"):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not break the listing
+            log.warning("backend plugin %s failed to load: %s", ep.name, exc)
+            continue
+        _REGISTRY.setdefault(ep.name, cls)
+        if not getattr(cls, "name", ""):
+            cls.name = ep.name
+
+
+def available_backends() -> list[str]:
+    """Names of all registered backends (ensembles are built from these with ``+``)."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def backend_class(name: str) -> type[Backend]:
+    _discover()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ParameterError(f"Unknown backend {name!r}; choose one of: {known}.") from None
+
+
+def backend_statuses() -> list[BackendStatus]:
+    _discover()
+    return [_REGISTRY[n].status() for n in sorted(_REGISTRY)]
+
+
+def load_backend(
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    **options: Any,
+) -> Backend:
+    """Build a backend by name. ``a+b`` builds an ensemble of the members.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (``soundalike backends``) or members joined with ``+``.
+    weights : path, optional
+        File or directory holding the weights; else the backend's own lookup
+        (``SOUNDALIKE_WEIGHTS_DIR``, the HF cache, an installed package).
+    device : {"cpu", "cuda", ...}
+    dtype : {"float32", "bfloat16", "float16"}
+    **options
+        Backend-specific options (e.g. ``chunk_s=10`` for MERT, ``tiny=True`` for tests).
+    """
+    if "+" in name:
+        from .ensemble import Ensemble
+
+        return Ensemble(name.split("+"), device=device, dtype=dtype, **options)
+    cls = backend_class(name)
+    missing = cls.missing_requirements()
+    if missing:
+        raise BackendUnavailable(
+            f"Backend {name!r} needs {', '.join(missing)}; install it with "
+            f"pip install 'soundalike[{cls.extra}]' -c constraints.txt"
+            if cls.extra
+            else f"Backend {name!r} needs {', '.join(missing)}; pip install {' '.join(missing)}"
+        )
+    kwargs: dict[str, Any] = dict(options)
+    if weights is not None:
+        kwargs["weights"] = weights
+    if device != "cpu":
+        kwargs["device"] = device
+    if dtype != "float32":
+        kwargs["dtype"] = dtype
+    return cls(**kwargs)
