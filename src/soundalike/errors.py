@@ -14,6 +14,8 @@ __all__ = [
     "DimensionMismatchError",
     "AudioError",
     "DecodeError",
+    "EmptyFileError",
+    "UnreadableFileError",
     "SilentAudioError",
     "TooShortError",
     "UnsupportedFormatError",
@@ -64,6 +66,18 @@ class DecodeError(AudioError):
     """The file cannot be decoded (corrupt, truncated, not audio, unreadable)."""
 
     kind = "decode"
+
+
+class EmptyFileError(DecodeError):
+    """The file has zero bytes or decodes to zero samples."""
+
+    kind = "empty"
+
+
+class UnreadableFileError(DecodeError):
+    """The path does not exist or cannot be read (permissions, a directory, ...)."""
+
+    kind = "unreadable"
 
 
 class UnsupportedFormatError(AudioError):

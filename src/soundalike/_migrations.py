@@ -1,0 +1,155 @@
+"""Ordered schema migrations. Each is applied together with its ``migrations`` row in one
+transaction (beets-style), so a crash never leaves a half-applied schema.
+
+Other modules add migrations by appending to ``MIGRATIONS`` here (never reorder or edit an
+applied one).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "apply_migrations", "SCHEMA_VERSION"]
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE artists(
+            artist_id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL UNIQUE,
+            mbid TEXT
+        );
+        CREATE TABLE tracks(
+            track_id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            artist_id INTEGER NOT NULL REFERENCES artists(artist_id),
+            title TEXT,
+            duration_s REAL,
+            external_id TEXT,
+            genres TEXT
+        );
+        CREATE INDEX tracks_artist ON tracks(artist_id);
+        CREATE TABLE models(
+            model_key TEXT PRIMARY KEY,
+            backend TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            weights_sha256 TEXT,
+            weights_kind TEXT CHECK (weights_kind IN ('real','random','none')),
+            dim INTEGER NOT NULL,
+            n_layers INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE TABLE embeddings(
+            track_id TEXT NOT NULL REFERENCES tracks(track_id) ON DELETE CASCADE,
+            model_key TEXT NOT NULL REFERENCES models(model_key),
+            window INTEGER NOT NULL,
+            layer INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (track_id, model_key, window, layer)
+        );
+        CREATE INDEX embeddings_model ON embeddings(model_key, layer);
+        CREATE TABLE runs(
+            run_id INTEGER PRIMARY KEY,
+            started TEXT NOT NULL,
+            finished TEXT,
+            argv TEXT
+        );
+        CREATE TABLE failures(
+            run_id INTEGER REFERENCES runs(run_id),
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX failures_run ON failures(run_id);
+        """
+    )
+
+
+def m002_paths_albums(db: sqlite3.Connection) -> None:
+    """Other paths of identical bytes, album names, and per-window timing of embeddings."""
+    db.executescript(
+        """
+        CREATE TABLE track_paths(
+            track_id TEXT NOT NULL REFERENCES tracks(track_id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            PRIMARY KEY (track_id, path)
+        );
+        ALTER TABLE tracks ADD COLUMN album TEXT;
+        ALTER TABLE tracks ADD COLUMN added TEXT;
+        CREATE TABLE windows(
+            track_id TEXT NOT NULL REFERENCES tracks(track_id) ON DELETE CASCADE,
+            model_key TEXT NOT NULL REFERENCES models(model_key),
+            window INTEGER NOT NULL,
+            start_s REAL NOT NULL,
+            length_s REAL NOT NULL,
+            PRIMARY KEY (track_id, model_key, window)
+        );
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("m001_initial", m001_initial),
+    ("m002_paths_albums", m002_paths_albums),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply the pending migrations; return their names.
+
+    Raises ``SchemaError`` (via the caller) when the file was written by a newer soundalike.
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS migrations(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    known = {name for name, _ in MIGRATIONS}
+    unknown = done - known
+    if unknown:
+        from .errors import SchemaError
+
+        raise SchemaError(
+            f"The database was written by a newer soundalike (migrations {', '.join(sorted(unknown))}); upgrade soundalike."
+        )
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        # executescript commits implicitly, so run the migration's statements one by one inside
+        # an explicit transaction instead.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _run_in_transaction(db, fn)
+            db.execute("INSERT INTO migrations(name, applied) VALUES (?, datetime('now'))", (name,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+class _NoScriptConnection:
+    """Wraps a connection so a migration's ``executescript`` runs statement by statement
+    (``executescript`` would COMMIT the open transaction)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        buf = ""
+        for line in script.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self._db.execute(buf)
+                buf = ""
+        if buf.strip():
+            self._db.execute(buf)
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+
+def _run_in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], None]) -> None:
+    fn(_NoScriptConnection(db))  # type: ignore[arg-type]

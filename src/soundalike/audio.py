@@ -1,0 +1,385 @@
+"""Decoding, mono downmix, resampling and analysis windows.
+
+Decoding tries libsndfile (via soundfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF) first, then
+PyAV (FFmpeg: M4A/AAC, Opus in other containers, WMA, ...). Resampling uses soxr. Every file
+problem becomes an :class:`~soundalike.errors.AudioError` subclass whose ``kind`` is what the
+store records as the failure kind.
+
+Documented limits
+-----------------
+``MIN_DURATION_S`` (1.0 s)
+    Shorter audio is refused as too short: no backend produces a meaningful vector from it.
+``SILENCE_RMS_DBFS`` (-60 dBFS)
+    Audio whose RMS over the analysis window(s) is below this floor is refused as silent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ._validation import check_audio
+from .errors import (
+    DecodeError,
+    EmptyFileError,
+    InvalidAudioError,
+    ParameterError,
+    SilentAudioError,
+    TooShortError,
+    UnreadableFileError,
+    UnsupportedFormatError,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "UNSUPPORTED_MUSIC_EXTENSIONS",
+    "MIN_DURATION_S",
+    "SILENCE_RMS_DBFS",
+    "WindowPolicy",
+    "Windows",
+    "load",
+    "to_mono",
+    "resample",
+    "cut_windows",
+    "load_windows",
+    "check_quality",
+    "rms_dbfs",
+]
+
+#: File extensions scanned as audio (lower case, with the dot).
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac",
+     ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka", ".ape", ".wv", ".mpc", ".tta", ".caf",
+     ".au", ".snd", ".amr", ".spx", ".ac3", ".dsf"}
+)
+#: Music files that hold no decodable audio signal (scores, tracker modules, chip tunes): a
+#: scan reports them as unsupported instead of skipping them silently.
+UNSUPPORTED_MUSIC_EXTENSIONS = frozenset(
+    {".mid", ".midi", ".kar", ".rmi", ".mod", ".xm", ".it", ".s3m", ".sid", ".nsf", ".spc", ".vgm", ".mscz", ".musicxml"}
+)
+MIN_DURATION_S = 1.0
+SILENCE_RMS_DBFS = -60.0
+
+# libsndfile decodes these containers; anything else goes straight to FFmpeg.
+_SNDFILE_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"})
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Which parts of a track are analysed.
+
+    Parameters
+    ----------
+    kind : {"middle", "spread", "full"}
+        ``middle``: one window centred in the track (the seeds' default);
+        ``spread``: ``n`` windows spread evenly over the track;
+        ``full``: the whole track as one window.
+    length_s : float > 0
+        Window length in seconds (ignored for ``full``). A track shorter than the window is
+        used as it is.
+    n : int > 0
+        Number of windows for ``spread``.
+    """
+
+    kind: str = "middle"
+    length_s: float = 30.0
+    n: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("middle", "spread", "full"):
+            raise ParameterError(f"window policy {self.kind!r} is not valid; choose middle, spread or full.")
+        if not (self.length_s > 0 and math.isfinite(self.length_s)):
+            raise ParameterError(f"window length must be a positive number of seconds, got {self.length_s!r}.")
+        if self.n < 1:
+            raise ParameterError(f"number of windows must be >= 1, got {self.n!r}.")
+
+    @classmethod
+    def parse(cls, text: str) -> "WindowPolicy":
+        """Parse ``middle``, ``middle:30``, ``spread:3``, ``spread:3:10`` or ``full``."""
+        parts = text.strip().lower().split(":")
+        try:
+            if parts[0] == "middle":
+                return cls("middle", float(parts[1]) if len(parts) > 1 else 30.0, 1)
+            if parts[0] == "spread":
+                n = int(parts[1]) if len(parts) > 1 else 3
+                return cls("spread", float(parts[2]) if len(parts) > 2 else 30.0, n)
+            if parts[0] == "full" and len(parts) == 1:
+                return cls("full", 30.0, 1)
+        except ValueError:
+            pass
+        raise ParameterError(
+            f"window policy {text!r} is not valid; use 'middle[:SECONDS]', 'spread:N[:SECONDS]' or 'full'."
+        )
+
+    def key(self) -> str:
+        """Canonical text (hashed into model keys)."""
+        if self.kind == "full":
+            return "full"
+        if self.kind == "middle":
+            return f"middle:{self.length_s:g}"
+        return f"spread:{self.n}:{self.length_s:g}"
+
+    def starts(self, duration_s: float) -> list[tuple[float, float]]:
+        """(start, length) in seconds of each window of a track of `duration_s`."""
+        if self.kind == "full" or duration_s <= self.length_s:
+            return [(0.0, duration_s)]
+        free = duration_s - self.length_s
+        if self.kind == "middle":
+            return [(free / 2.0, self.length_s)]
+        if self.n == 1:
+            return [(free / 2.0, self.length_s)]
+        # Evenly spaced, first at 0 and last ending at the track's end (overlap allowed when
+        # the track is shorter than n windows).
+        return [(free * i / (self.n - 1), self.length_s) for i in range(self.n)]
+
+
+@dataclass
+class Windows:
+    """Decoded analysis windows of one track at one sample rate.
+
+    Attributes
+    ----------
+    clips : list of np.ndarray [shape=(n_samples,), dtype=float32]
+    starts_s : list of float
+    sample_rate : int
+    duration_s : float   duration of the whole track
+    """
+
+    clips: list[np.ndarray]
+    starts_s: list[float]
+    sample_rate: int
+    duration_s: float
+
+    def resampled(self, sample_rate: int) -> "Windows":
+        if sample_rate == self.sample_rate:
+            return self
+        return Windows([resample(c, orig_sr=self.sample_rate, target_sr=sample_rate) for c in self.clips],
+                       list(self.starts_s), sample_rate, self.duration_s)
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n_samples, n_channels)`` → ``(n_samples,)`` float32."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = y.mean(axis=1)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int, quality: str = "HQ") -> np.ndarray:
+    """Resample mono audio with soxr.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+    orig_sr, target_sr : int > 0
+    quality : soxr quality ("QQ", "LQ", "MQ", "HQ", "VHQ")
+    """
+    if orig_sr <= 0 or target_sr <= 0:
+        raise ParameterError(f"sample rates must be positive, got {orig_sr} -> {target_sr}.")
+    if orig_sr == target_sr:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    return soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, target_sr, quality=quality).astype(np.float32, copy=False)
+
+
+def rms_dbfs(y: np.ndarray) -> float:
+    """RMS level in dB relative to full scale (-inf for digital silence)."""
+    r = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    return 20.0 * math.log10(r) if r > 0 else -math.inf
+
+
+def check_quality(y: np.ndarray, sr: int, *, path: str | None = None,
+                  min_duration_s: float = MIN_DURATION_S, silence_dbfs: float = SILENCE_RMS_DBFS) -> None:
+    """Raise the matching :class:`AudioError` for empty, non-finite, too short or silent audio."""
+    if y.size == 0:
+        raise EmptyFileError("the audio decodes to 0 samples", path=path)
+    if not np.isfinite(y).all():
+        raise InvalidAudioError("the audio contains NaN or infinite samples", path=path)
+    dur = y.shape[-1] / sr
+    if dur < min_duration_s:
+        raise TooShortError(f"the audio lasts {dur:.2f} s; at least {min_duration_s:g} s is needed", path=path)
+    level = rms_dbfs(y)
+    if level < silence_dbfs:
+        shown = "-inf" if math.isinf(level) else f"{level:.1f}"
+        raise SilentAudioError(f"the audio is silent (RMS {shown} dBFS, floor {silence_dbfs:g} dBFS)", path=path)
+
+
+def _check_path(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UnreadableFileError("the file does not exist", path=str(path)) from None
+    except OSError as exc:
+        raise UnreadableFileError(f"the file cannot be read ({exc.strerror})", path=str(path)) from None
+    if path.is_dir():
+        raise UnreadableFileError("the path is a directory, not an audio file", path=str(path))
+    if st.st_size == 0:
+        raise EmptyFileError("the file is empty (0 bytes)", path=str(path))
+    if not os.access(path, os.R_OK):
+        raise UnreadableFileError("the file is not readable (permission denied)", path=str(path))
+
+
+def _read_sndfile(path: Path, spans: list[tuple[float, float]] | None) -> tuple[list[np.ndarray], int, float]:
+    """Read the spans (start_s, length_s) with libsndfile; ``None`` reads the whole file."""
+    with sf.SoundFile(str(path)) as fh:
+        sr = fh.samplerate
+        total = fh.frames
+        duration = total / sr if total > 0 else 0.0
+        if spans is None:
+            return [to_mono(fh.read(dtype="float32", always_2d=True))], sr, duration
+        out = []
+        for start_s, length_s in spans:
+            start = min(int(round(start_s * sr)), max(total - 1, 0))
+            fh.seek(start)
+            out.append(to_mono(fh.read(int(round(length_s * sr)), dtype="float32", always_2d=True)))
+        return out, sr, duration
+
+
+def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode the whole file with PyAV (FFmpeg) to mono float32."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a core dependency
+        raise UnsupportedFormatError(f"no decoder for {path.suffix} (PyAV missing: {exc})", path=str(path)) from None
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise UnsupportedFormatError("the file holds no audio stream", path=str(path))
+            stream = streams[0]
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate or stream.codec_context.sample_rate)
+            chunks: list[np.ndarray] = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+            sr = int(resampler.rate)
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:  # type: ignore[attr-defined]
+        raise DecodeError(f"the file is corrupt or truncated ({exc.__class__.__name__})", path=str(path)) from None
+    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        raise UnsupportedFormatError(f"FFmpeg cannot decode it ({exc})", path=str(path)) from None
+    y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return y, sr
+
+
+def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], list[float], int, float]:
+    _check_path(path)
+    ext = path.suffix.lower()
+    if ext and ext not in AUDIO_EXTENSIONS:
+        raise UnsupportedFormatError(
+            f"'{ext}' is not an audio format soundalike reads (supported: {', '.join(sorted(AUDIO_EXTENSIONS))})",
+            path=str(path),
+        )
+    sndfile_error: Exception | None = None
+    if ext in _SNDFILE_EXTENSIONS or not ext:
+        try:
+            with sf.SoundFile(str(path)) as fh:
+                duration = fh.frames / fh.samplerate if fh.frames > 0 else 0.0
+            spans = policy.starts(duration) if (policy is not None and duration > 0) else None
+            clips, sr, duration = _read_sndfile(path, spans)
+            starts = [s for s, _ in spans] if spans else [0.0]
+            if duration > 0 and sum(c.size for c in clips) > 0:
+                return clips, starts, sr, duration
+        except sf.LibsndfileError as exc:
+            sndfile_error = exc
+        except RuntimeError as exc:  # soundfile raises RuntimeError on some truncated streams
+            sndfile_error = exc
+    # FFmpeg path: whole file, then cut.
+    try:
+        y, sr = _read_ffmpeg(path)
+    except UnsupportedFormatError:
+        if sndfile_error is not None:
+            raise DecodeError(f"the file is corrupt or not audio ({sndfile_error})", path=str(path)) from None
+        raise
+    except DecodeError:
+        raise
+    duration = y.size / sr if sr else 0.0
+    if y.size == 0:
+        raise EmptyFileError("the file decodes to 0 samples", path=str(path))
+    if policy is None:
+        return [y], [0.0], sr, duration
+    spans = policy.starts(duration)
+    clips = [y[int(round(s * sr)): int(round(s * sr)) + int(round(length * sr))] for s, length in spans]
+    return clips, [s for s, _ in spans], sr, duration
+
+
+def load(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole file to mono float32, optionally resampled.
+
+    Parameters
+    ----------
+    path : path-like
+    sr : int, optional
+        Target sample rate; ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_samples,), dtype=float32]
+    sr : int
+
+    Raises
+    ------
+    DecodeError, EmptyFileError, UnreadableFileError, UnsupportedFormatError
+    """
+    clips, _, native_sr, _ = _decode(Path(path), None)
+    y = clips[0]
+    if sr is not None:
+        y = resample(y, orig_sr=native_sr, target_sr=sr)
+        return y, sr
+    return y, native_sr
+
+
+def cut_windows(y: np.ndarray, sr: int, *, policy: WindowPolicy) -> Windows:
+    """Cut analysis windows from decoded mono audio.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+    sr : int
+    policy : WindowPolicy
+
+    Returns
+    -------
+    Windows
+    """
+    y = check_audio(y, ndim=1)
+    duration = y.size / sr
+    spans = policy.starts(duration)
+    clips = [np.ascontiguousarray(y[int(round(s * sr)): int(round(s * sr)) + int(round(length * sr))], dtype=np.float32)
+             for s, length in spans]
+    return Windows(clips, [s for s, _ in spans], sr, duration)
+
+
+def load_windows(path: str | os.PathLike, *, policy: WindowPolicy, sr: int | None = None,
+                 validate: bool = True) -> Windows:
+    """Decode only what `policy` needs from a file and check it.
+
+    For libsndfile formats only the windows are read (a seek per window); other formats are
+    decoded whole and cut. With ``validate`` the windows are checked for non-finite samples,
+    silence (``SILENCE_RMS_DBFS``) and a minimum duration (``MIN_DURATION_S``).
+
+    Returns
+    -------
+    Windows
+        At the file's own rate, or at `sr` when given.
+    """
+    p = Path(path)
+    clips, starts, native_sr, duration = _decode(p, policy)
+    if validate:
+        joined = np.concatenate(clips) if len(clips) > 1 else clips[0]
+        if duration < MIN_DURATION_S or joined.size / native_sr < MIN_DURATION_S:
+            if joined.size == 0:
+                raise EmptyFileError("the file decodes to 0 samples", path=str(p))
+            raise TooShortError(
+                f"the audio lasts {max(duration, joined.size / native_sr):.2f} s; at least {MIN_DURATION_S:g} s is needed",
+                path=str(p),
+            )
+        check_quality(joined, native_sr, path=str(p))
+    win = Windows(clips, starts, native_sr, duration)
+    return win.resampled(sr) if sr is not None else win

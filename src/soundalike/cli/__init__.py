@@ -1,0 +1,54 @@
+"""The ``soundalike`` command line (Typer + Rich): results on stdout, progress on stderr."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from . import library_cmds, query_cmds
+from ._common import STATE, setup_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="soundalike",
+    help="Which artists and tracks sound like this one? Analyse a music library and ask.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"soundalike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details to stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    STATE["debug"] = debug
+    setup_logging(verbose)
+
+
+library_cmds.register(app)
+query_cmds.register(app)
+
+# Optional command groups written in their own modules register themselves when present.
+for _mod in ("soundalike.cli.analysis_cmds", "soundalike.cli.eval_cmds", "soundalike.cli.serve_cmds",
+             "soundalike.cli.enrich_cmds", "soundalike.cli.scale_cmds"):
+    try:
+        __import__(_mod, fromlist=["register"]).register(app)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _mod:
+            raise
+
+
+def main() -> None:
+    app()

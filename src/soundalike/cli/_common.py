@@ -1,0 +1,84 @@
+"""Shared CLI plumbing: one error handler, --db resolution, list options, progress on stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import SoundalikeError
+from ..store import Store, default_db_path
+
+__all__ = ["err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "STATE"]
+
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+STATE: dict[str, Any] = {"debug": False}
+
+
+def cli_command(fn: Callable) -> Callable:
+    """Turn a ``SoundalikeError`` into one clear line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SoundalikeError as exc:
+            if STATE["debug"]:
+                raise
+            err.print(f"[bold red]Error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("Interrupted; what was committed is kept, rerun to continue.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def open_db(db: Path | None, *, readonly: bool = False) -> Store:
+    return Store(db if db is not None else default_db_path(), readonly=readonly)
+
+
+def split_list(values: Iterable[str] | None) -> list[str]:
+    """Repeatable options that also accept commas: ``--backend a --backend b,c``."""
+    items: list[str] = []
+    for v in values or []:
+        items.extend(x.strip() for x in v.split(",") if x.strip())
+    return list(dict.fromkeys(items))
+
+
+@contextmanager
+def progress_bar(enabled: bool = True):
+    """Yield a ``progress(stage, done, total)`` callback drawing rich bars on stderr."""
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=False) as prog:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = prog.add_task(stage, total=total)
+            prog.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)

@@ -1,0 +1,185 @@
+"""Library commands: ingest, embed, status, run (the main job), report."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..audio import WindowPolicy
+from ..backends import backend_class, load_backend
+from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
+from ..reports import build_report, write_reports
+from ._common import cli_command, err, open_db, out, print_json, progress_bar, split_list
+
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Library database (default: $SOUNDALIKE_DB or the user data dir).")]
+WindowOpt = Annotated[str, typer.Option("--window", help="Analysis windows: middle[:S], spread:N[:S] or full.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Decoding worker processes.")]
+FailOpt = Annotated[bool, typer.Option("--fail-on-error", help="Exit with status 3 when any file failed.")]
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
+DEFAULT_BACKENDS = ("musicnn-msd", "descriptors")
+
+
+def print_summary(summary: RunSummary) -> None:
+    """One line per failed file, then done / cached / failed by kind (on stderr)."""
+    for f in summary.failures:
+        err.print(f"[red]failed[/] [{f.kind}] {f.path}: {f.message}", highlight=False)
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.failed.items()))
+    err.print(
+        f"{summary.stage}: {summary.done} done, {summary.cached} cached, {summary.n_failed} failed"
+        + (f" ({kinds})" if kinds else ""),
+        highlight=False,
+    )
+
+
+def _exit_for(summaries: list[RunSummary], fail_on_error: bool) -> None:
+    if fail_on_error and any(s.n_failed for s in summaries):
+        raise typer.Exit(3)
+
+
+def _default_backends() -> list[str]:
+    names = []
+    for name in DEFAULT_BACKENDS:
+        st = backend_class(name).status()
+        if st.status == "ready":
+            names.append(name)
+        else:
+            err.print(f"[yellow]note:[/] {name} is not ready ({st.status}); {st.install_hint}", highlight=False)
+    return names
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @cli_command
+    def ingest(
+        path: Annotated[Path, typer.Argument(help="Music folder (scanned recursively) or one file.")],
+        manifest: Annotated[Optional[Path], typer.Option("--manifest", "-m", help="CSV/YAML manifest (path, artist, ...).")] = None,
+        db: DbOpt = None,
+        window: WindowOpt = "middle",
+        jobs: JobsOpt = DEFAULT_JOBS,
+        fail_on_error: FailOpt = False,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ) -> None:
+        """Scan a library into the database (tags, manifest, hashes) and validate every file."""
+        with open_db(db) as store:
+            run_id = store.start_run(sys.argv)
+            with progress_bar(not json_out) as prog:
+                s = ingest_library(store, path, manifest=manifest, policy=WindowPolicy.parse(window), run_id=run_id,
+                                   jobs=jobs, progress=prog)
+            store.finish_run(run_id)
+        print_summary(s)
+        if json_out:
+            print_json(s.as_json())
+        _exit_for([s], fail_on_error)
+
+    @app.command()
+    @cli_command
+    def embed(
+        backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); repeat or comma-separate.")] = None,
+        db: DbOpt = None,
+        window: WindowOpt = "middle",
+        jobs: JobsOpt = DEFAULT_JOBS,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tracks per batch and transaction.")] = 16,
+        device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+        dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
+        weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend).")] = None,
+        fail_on_error: FailOpt = False,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Compute embeddings of every stored track that lacks them (cached per track and model)."""
+        names = split_list(backend) or _default_backends()
+        if weights is not None and len(names) != 1:
+            raise typer.BadParameter("--weights needs exactly one --backend.")
+        models = [load_backend(n, weights=weights, device=device, dtype=dtype) for n in names]
+        with open_db(db) as store:
+            run_id = store.start_run(sys.argv)
+            with progress_bar(not json_out) as prog:
+                s = embed_library(store, models, policy=WindowPolicy.parse(window), run_id=run_id, jobs=jobs,
+                                  batch_size=batch_size, progress=prog)
+            store.finish_run(run_id)
+        print_summary(s)
+        if json_out:
+            print_json(s.as_json())
+        _exit_for([s], fail_on_error)
+
+    @app.command()
+    @cli_command
+    def status(
+        db: DbOpt = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """What the database holds: tracks, artists, models, failures of the last run."""
+        with open_db(db, readonly=True) as store:
+            counts = store.counts()
+            models = store.models()
+            per_model = {m.model_key: len(store.embedded_track_ids(m.model_key)) for m in models}
+            failures = store.failures()
+            artists = store.artists()
+        if json_out:
+            print_json({
+                "database": str(db) if db else None, "counts": counts,
+                "models": [{"backend": m.backend, "model_key": m.model_key, "weights_kind": m.weights_kind, "dim": m.dim,
+                            "n_layers": m.n_layers, "tracks": per_model[m.model_key]} for m in models],
+                "artists": [{"artist": a.name, "artist_id": a.artist_id, "n_tracks": a.n_tracks} for a in artists],
+                "last_run_failures": [{"path": p, "kind": k, "message": msg} for p, k, msg in failures],
+            })
+            return
+        out.print(f"{counts['tracks']} tracks, {counts['artists']} artists, {counts['embeddings']} vectors, "
+                  f"{counts['runs']} runs")
+        t = Table("backend", "weights", "dim", "layers", "tracks embedded", "model key")
+        for m in models:
+            t.add_row(m.backend, m.weights_kind, str(m.dim), str(m.n_layers), str(per_model[m.model_key]), m.model_key)
+        out.print(t)
+        if failures:
+            out.print(f"Last run: {len(failures)} failed file(s)")
+            for p, k, msg in failures:
+                out.print(f"  [{k}] {p}: {msg}", markup=False)
+
+    @app.command()
+    @cli_command
+    def report(
+        db: DbOpt = None,
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.{json,md,html}.")] = Path("out/report"),
+        backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b")] = None,
+        calibration: Annotated[str, typer.Option("--calibration")] = "center",
+    ) -> None:
+        """Write the similarity report of a database."""
+        with open_db(db, readonly=True) as store:
+            rep = build_report(store, backends=split_list(backend) or None, calibration=calibration)
+        paths = write_reports(rep, out_dir)
+        out.print("\n".join(str(p) for p in paths.values()))
+
+    @app.command()
+    @cli_command
+    def run(
+        path: Annotated[Path, typer.Argument(help="Music folder (or file) to analyse.")],
+        manifest: Annotated[Optional[Path], typer.Option("--manifest", "-m")] = None,
+        db: DbOpt = None,
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.{json,md,html}.")] = Path("out/report"),
+        backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); default musicnn-msd + descriptors.")] = None,
+        window: WindowOpt = "middle",
+        jobs: JobsOpt = DEFAULT_JOBS,
+        calibration: Annotated[str, typer.Option("--calibration")] = "center",
+        fail_on_error: FailOpt = False,
+    ) -> None:
+        """The main job: ingest → embed → similarity → report."""
+        names = split_list(backend) or _default_backends()
+        models = [load_backend(n) for n in names]
+        policy = WindowPolicy.parse(window)
+        with open_db(db) as store:
+            run_id = store.start_run(sys.argv)
+            with progress_bar() as prog:
+                s1 = ingest_library(store, path, manifest=manifest, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
+                s2 = embed_library(store, models, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
+            store.finish_run(run_id)
+            print_summary(s1)
+            print_summary(s2)
+            rep = build_report(store, backends=[m.name for m in models], calibration=calibration, library=str(path),
+                               summaries=[s1.as_json(), s2.as_json()])
+        paths = write_reports(rep, out_dir)
+        out.print("\n".join(str(p) for p in paths.values()))
+        _exit_for([s1, s2], fail_on_error)

@@ -1,0 +1,60 @@
+"""Markdown rendering of a report: tables shaped like the seeds', honestly labelled."""
+
+from __future__ import annotations
+
+__all__ = ["render_markdown"]
+
+
+def _fmt(x: float | None, nd: int = 3) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def render_markdown(report: dict) -> str:
+    lines = [
+        "# soundalike report",
+        "",
+        f"- generated: {report['generated_at']}",
+        f"- library: `{report['library']}` ({report['n_tracks']} tracks, {report['n_artists']} artists)",
+        f"- calibration: `{report['calibration']}` — {report.get('score_meaning', '')}",
+        "",
+        "## Backends",
+        "",
+        "| backend | weights | dim | layer | tracks embedded |",
+        "|---|---|---|---|---|",
+    ]
+    for m in report.get("models", []):
+        lines.append(f"| {m['name']} | {m['weights_kind']} ({m['weights_note']}) | {m['dim']} | {m['layer']} | {m['n_tracks']} |")
+    lines += ["", "## Artists", ""]
+    names = ", ".join(f"{b['name']} ({b['weights_kind']} weights)" for b in report.get("backends", []))
+    lines += [f"Embedded with: {names or 'no backend yet'}.", ""]
+    lines += ["| artist | tracks | genre (label) |", "|---|---|---|"]
+    for a in report.get("artists", []):
+        lines.append(f"| {a['artist']} | {a['n_tracks']} | {a.get('genre') or '–'} |")
+    for m in report.get("models", []):
+        rc, sc = m["raw_cosine_pairs"], m["pairs"]
+        lines += [
+            "",
+            f"## {m['name']} — {m['weights_kind']} weights, calibration `{report['calibration']}`",
+            "",
+            f"_{m['weights_note']}._",
+            "",
+            "Artist-pair statistics (centroid profiles):",
+            "",
+            "| statistic | raw cosine (seeds' measure) | calibrated score |",
+            "|---|---|---|",
+        ]
+        for key in ("min", "max", "mean", "std", "range"):
+            lines.append(f"| {key} | {_fmt(rc.get(key))} | {_fmt(sc.get(key))} |")
+        lines += ["", "Nearest artists (score; raw cosine):", "", "| artist | neighbours |", "|---|---|"]
+        for artist, nbs in m["neighbours"].items():
+            cells = "; ".join(f"{n['artist']} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
+            lines.append(f"| {artist} | {cells} |")
+    if report.get("metrics"):
+        lines += ["", "## Metrics", "", "```", str(report["metrics"]), "```"]
+    runs = report.get("runs") or []
+    if runs:
+        lines += ["", "## Run summary", "", "| stage | done | cached | failed |", "|---|---|---|---|"]
+        for r in runs:
+            failed = ", ".join(f"{k}: {v}" for k, v in r.get("failed", {}).items()) or "0"
+            lines.append(f"| {r['stage']} | {r['done']} | {r['cached']} | {failed} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,405 @@
+"""The library store: one SQLite file (WAL, foreign keys, migrations).
+
+This module and ``_migrations`` are the only ones that write SQL. Writes happen in explicit
+transactions (``with store.transaction():``) so a ``kill -9`` loses at most the batch in
+flight and never corrupts the file; WAL with ``synchronous=NORMAL`` keeps every committed
+transaction across a process crash.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ._migrations import apply_migrations
+from .errors import DimensionMismatchError, ParameterError, SchemaError, StoreError, UnknownArtistError, UnknownTrackError
+from .library import artist_key
+
+__all__ = ["Store", "Artist", "Track", "ModelInfo", "default_db_path", "open_store"]
+
+
+def default_db_path() -> Path:
+    """``$SOUNDALIKE_DB``, else ``library.db`` in the user's data directory."""
+    env = os.environ.get("SOUNDALIKE_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("soundalike")) / "library.db"
+
+
+@dataclass(frozen=True)
+class Artist:
+    artist_id: int
+    name: str
+    name_key: str
+    mbid: str | None
+    n_tracks: int = 0
+
+
+@dataclass(frozen=True)
+class Track:
+    track_id: str
+    path: str
+    artist_id: int
+    artist: str
+    title: str | None
+    album: str | None
+    duration_s: float | None
+    external_id: str | None
+    genres: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_key: str
+    backend: str
+    config: dict
+    weights_sha256: str | None
+    weights_kind: str
+    dim: int
+    n_layers: int
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """A soundalike library database.
+
+    Parameters
+    ----------
+    path : path-like
+        The SQLite file; created (with its folder) when missing unless ``readonly``.
+    readonly : bool
+        Open without creating or migrating (for the service and reports).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        if readonly and not self.path.exists():
+            raise StoreError(f"Library database {self.path} does not exist; run `soundalike ingest` first.")
+        if not readonly:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create the folder of {self.path}: {exc.strerror}.") from None
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0)
+            self._db.execute("PRAGMA busy_timeout=30000")
+            if not readonly:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode}).")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if readonly:
+                self._check_schema()
+            else:
+                apply_migrations(self._db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable soundalike database ({exc}); pass another --db.") from None
+
+    # --- plumbing --------------------------------------------------------------------------
+    def _check_schema(self) -> None:
+        names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "tracks" not in names or "migrations" not in names:
+            raise SchemaError(f"{self.path} holds no soundalike library; run `soundalike ingest` with it first.")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+        """Read-only helper for other modules' queries (writes go through methods here)."""
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def integrity_check(self) -> str:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # --- runs and failures -----------------------------------------------------------------
+    def start_run(self, argv: Sequence[str]) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs(started, argv) VALUES (?, ?)", (_now(), json.dumps(list(argv))))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished=? WHERE run_id=?", (_now(), run_id))
+
+    def record_failure(self, run_id: int | None, path: str, kind: str, message: str, *, db: sqlite3.Connection | None = None) -> None:
+        """Record a per-file failure (inside the caller's transaction when `db` is given)."""
+        if db is None:
+            with self.transaction() as tx:
+                tx.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+        else:
+            db.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+
+    def failures(self, run_id: int | None = None) -> list[tuple[str, str, str]]:
+        """(path, kind, message) of the given run, or of the latest run with failures recorded."""
+        if run_id is None:
+            row = self.execute("SELECT MAX(run_id) FROM runs").fetchone()
+            run_id = row[0]
+        rows = self.execute("SELECT path, kind, message FROM failures WHERE run_id IS ? ORDER BY rowid", (run_id,))
+        return [tuple(r) for r in rows]
+
+    # --- artists and tracks ----------------------------------------------------------------
+    def upsert_artist(self, name: str, *, mbid: str | None = None, db: sqlite3.Connection | None = None) -> int:
+        """Return the id of the artist whose normalised name matches `name`, creating it."""
+        conn = db or self._db
+        key = artist_key(name)
+        if not key:
+            raise ParameterError(f"Artist name {name!r} is empty after normalisation; give a real name.")
+        row = conn.execute("SELECT artist_id, mbid FROM artists WHERE name_key=?", (key,)).fetchone()
+        if row:
+            if mbid and not row[1]:
+                conn.execute("UPDATE artists SET mbid=? WHERE artist_id=?", (mbid, row[0]))
+            return int(row[0])
+        cur = conn.execute("INSERT INTO artists(name, name_key, mbid) VALUES (?, ?, ?)", (name.strip(), key, mbid))
+        return int(cur.lastrowid)
+
+    def add_track(
+        self,
+        *,
+        track_id: str,
+        path: str,
+        artist: str,
+        title: str | None = None,
+        album: str | None = None,
+        duration_s: float | None = None,
+        external_id: str | None = None,
+        genres: Sequence[str] = (),
+        artist_mbid: str | None = None,
+        db: sqlite3.Connection | None = None,
+    ) -> str:
+        """Insert or update a track; returns ``"new"``, ``"known"`` or ``"moved"``.
+
+        Identical bytes at another path are the same track: the new path is recorded and the
+        metadata refreshed, nothing is re-analysed.
+        """
+        conn = db or self._db
+        artist_id = self.upsert_artist(artist, mbid=artist_mbid, db=conn)
+        genre_text = ";".join(genres) if genres else None
+        row = conn.execute("SELECT path FROM tracks WHERE track_id=?", (track_id,)).fetchone()
+        if row is None:
+            # The bytes at this path changed (re-tagged, replaced): the old track is gone.
+            conn.execute("DELETE FROM tracks WHERE path=? AND track_id<>?", (path, track_id))
+            conn.execute(
+                "INSERT INTO tracks(track_id, path, artist_id, title, duration_s, external_id, genres, album, added)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (track_id, path, artist_id, title, duration_s, external_id, genre_text, album, _now()),
+            )
+            status = "new"
+        else:
+            status = "known" if row[0] == path else "moved"
+            conn.execute(
+                "UPDATE tracks SET path=?, artist_id=?, title=?, external_id=?, genres=?, album=?,"
+                " duration_s=COALESCE(?, duration_s) WHERE track_id=?",
+                (path, artist_id, title, external_id, genre_text, album, duration_s, track_id),
+            )
+        conn.execute("INSERT OR IGNORE INTO track_paths(track_id, path) VALUES (?, ?)", (track_id, path))
+        return status
+
+    def track_ids_by_path(self) -> dict[str, str]:
+        return {p: t for t, p in self.execute("SELECT track_id, path FROM track_paths")}
+
+    def has_track(self, track_id: str) -> bool:
+        return self.execute("SELECT 1 FROM tracks WHERE track_id=?", (track_id,)).fetchone() is not None
+
+    def artists(self) -> list[Artist]:
+        rows = self.execute(
+            "SELECT a.artist_id, a.name, a.name_key, a.mbid, COUNT(t.track_id) FROM artists a"
+            " JOIN tracks t ON t.artist_id=a.artist_id GROUP BY a.artist_id ORDER BY a.name_key"
+        )
+        return [Artist(*r) for r in rows]
+
+    def artist(self, artist_id: int) -> Artist:
+        r = self.execute(
+            "SELECT a.artist_id, a.name, a.name_key, a.mbid, COUNT(t.track_id) FROM artists a"
+            " LEFT JOIN tracks t ON t.artist_id=a.artist_id WHERE a.artist_id=? GROUP BY a.artist_id",
+            (artist_id,),
+        ).fetchone()
+        if r is None:
+            raise UnknownArtistError(f"No artist with id {artist_id} in {self.path}.")
+        return Artist(*r)
+
+    def find_artist(self, name: str) -> Artist:
+        """Look an artist up by name (normalised); the error lists close matches."""
+        key = artist_key(name)
+        artists = self.artists()
+        for a in artists:
+            if a.name_key == key:
+                return a
+        keys = {a.name_key: a.name for a in artists}
+        close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.5)
+        close += [a.name_key for a in artists if key and key in a.name_key and a.name_key not in close][:3]
+        names = [keys[k] for k in close]
+        hint = f" Did you mean: {', '.join(names)}?" if names else " Run `soundalike status` to list artists."
+        raise UnknownArtistError(f"Unknown artist {name!r} in {self.path}.{hint}", suggestions=names)
+
+    def tracks(self, *, artist_id: int | None = None) -> list[Track]:
+        sql = (
+            "SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
+            " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id"
+        )
+        params: tuple = ()
+        if artist_id is not None:
+            sql += " WHERE t.artist_id=?"
+            params = (artist_id,)
+        rows = self.execute(sql + " ORDER BY a.name_key, t.path", params)
+        return [Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g)) for r in rows]
+
+    def track(self, track_id: str) -> Track:
+        r = self.execute(
+            "SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
+            " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id WHERE t.track_id=?",
+            (track_id,),
+        ).fetchone()
+        if r is None:
+            raise UnknownTrackError(f"No track with id {track_id!r} in {self.path}.")
+        return Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g))
+
+    # --- models and embeddings -------------------------------------------------------------
+    def register_model(
+        self, *, model_key: str, backend: str, config: dict, weights_sha256: str | None,
+        weights_kind: str, dim: int, n_layers: int = 1,
+    ) -> str:
+        with self.transaction() as db:
+            row = db.execute("SELECT dim, n_layers FROM models WHERE model_key=?", (model_key,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO models VALUES (?,?,?,?,?,?,?)",
+                    (model_key, backend, json.dumps(config, sort_keys=True, default=str), weights_sha256, weights_kind, dim, n_layers),
+                )
+            elif (row[0], row[1]) != (dim, n_layers):
+                raise DimensionMismatchError(
+                    f"Model {backend!r} ({model_key}) is stored with {row[0]} dims x {row[1]} layers in {self.path}, "
+                    f"but the backend now gives {dim} x {n_layers}; use a new --db or remove that model."
+                )
+        return model_key
+
+    def models(self) -> list[ModelInfo]:
+        rows = self.execute("SELECT * FROM models ORDER BY backend, model_key")
+        return [ModelInfo(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def model(self, model_key: str) -> ModelInfo:
+        for m in self.models():
+            if m.model_key == model_key:
+                return m
+        raise ParameterError(f"No model {model_key!r} in {self.path}; run `soundalike embed` first.")
+
+    def models_for_backend(self, backend: str) -> list[ModelInfo]:
+        """Stored models of a backend, the one with the most embeddings first."""
+        counts = dict(self.execute("SELECT model_key, COUNT(DISTINCT track_id) FROM embeddings GROUP BY model_key").fetchall())
+        ms = [m for m in self.models() if m.backend == backend]
+        return sorted(ms, key=lambda m: -counts.get(m.model_key, 0))
+
+    def embedded_track_ids(self, model_key: str) -> set[str]:
+        return {r[0] for r in self.execute("SELECT DISTINCT track_id FROM embeddings WHERE model_key=?", (model_key,))}
+
+    def put_embeddings(
+        self, db: sqlite3.Connection, *, track_id: str, model_key: str, vectors: np.ndarray,
+        starts_s: Sequence[float] | None = None, lengths_s: Sequence[float] | None = None,
+    ) -> int:
+        """Write one track's vectors ``(n_windows, n_layers, d)`` inside the caller's transaction."""
+        v = np.asarray(vectors, dtype="<f4")
+        if v.ndim != 3:
+            raise ParameterError(f"vectors must be (n_windows, n_layers, d), got shape {v.shape}.")
+        rows = [(track_id, model_key, w, layer, v[w, layer].tobytes()) for w in range(v.shape[0]) for layer in range(v.shape[1])]
+        db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", rows)
+        if starts_s is not None:
+            lens = lengths_s if lengths_s is not None else [0.0] * len(starts_s)
+            db.executemany(
+                "INSERT OR REPLACE INTO windows VALUES (?,?,?,?,?)",
+                [(track_id, model_key, i, float(s), float(n)) for i, (s, n) in enumerate(zip(starts_s, lens))],
+            )
+        return len(rows)
+
+    def window_embeddings(self, model_key: str, *, layer: int | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every stored window vector of one model and layer.
+
+        Returns
+        -------
+        track_ids : list of str [n_rows]
+        windows : np.ndarray [shape=(n_rows,), int]
+        X : np.ndarray [shape=(n_rows, dim), float32]
+        """
+        info = self.model(model_key)
+        if layer is None:
+            layer = int(info.config.get("default_layer", 0)) if isinstance(info.config, dict) else 0
+        if not 0 <= layer < info.n_layers:
+            raise ParameterError(f"layer {layer} is out of range for {info.backend}: it has layers 0..{info.n_layers - 1}.")
+        rows = self.execute(
+            "SELECT e.track_id, e.window, e.vector FROM embeddings e JOIN tracks t ON t.track_id=e.track_id"
+            " WHERE e.model_key=? AND e.layer=? ORDER BY e.track_id, e.window",
+            (model_key, layer),
+        ).fetchall()
+        if not rows:
+            return [], np.zeros(0, int), np.zeros((0, info.dim), np.float32)
+        buf = b"".join(r[2] for r in rows)
+        X = np.frombuffer(buf, dtype="<f4").astype(np.float32)
+        if X.size != len(rows) * info.dim:
+            raise DimensionMismatchError(
+                f"Stored vectors of model {info.backend!r} ({model_key}) do not all have {info.dim} dims; "
+                "the database is inconsistent: re-embed into a new --db."
+            )
+        return [r[0] for r in rows], np.array([r[1] for r in rows], dtype=int), X.reshape(len(rows), info.dim)
+
+    def track_embeddings(self, model_key: str, *, layer: int | None = None) -> tuple[list[str], np.ndarray]:
+        """One vector per track: the mean of its window vectors. ``(track_ids, X (n_tracks, dim))``."""
+        tids, _, X = self.window_embeddings(model_key, layer=layer)
+        if not tids:
+            return [], X
+        uniq, inverse = np.unique(np.asarray(tids), return_inverse=True)
+        sums = np.zeros((len(uniq), X.shape[1]), np.float64)
+        np.add.at(sums, inverse, X)
+        counts = np.bincount(inverse, minlength=len(uniq))[:, None]
+        return list(uniq), (sums / counts).astype(np.float32)
+
+    # --- summaries -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        q = {
+            "tracks": "SELECT COUNT(*) FROM tracks",
+            "artists": "SELECT COUNT(DISTINCT artist_id) FROM tracks",
+            "models": "SELECT COUNT(*) FROM models",
+            "embeddings": "SELECT COUNT(*) FROM embeddings",
+            "failures": "SELECT COUNT(*) FROM failures",
+            "runs": "SELECT COUNT(*) FROM runs",
+        }
+        return {k: int(self.execute(sql).fetchone()[0]) for k, sql in q.items()}
+
+
+def open_store(path: str | os.PathLike | None = None, *, readonly: bool = False) -> Store:
+    """Open `path` or the default database (``SOUNDALIKE_DB`` / user data directory)."""
+    return Store(path if path is not None else default_db_path(), readonly=readonly)
