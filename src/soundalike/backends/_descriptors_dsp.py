@@ -1,0 +1,241 @@
+"""Measurements behind the ``descriptors`` backend (librosa, pyloudnorm).
+
+Private: :mod:`soundalike.backends.descriptors` validates the audio and imports this module
+lazily, so listing backends never imports librosa. Every function here takes one mono float32
+clip at :data:`SR` and trusts it. Each step is a librosa / pyloudnorm call; the few formulas
+written here (Krumhansl–Schmuckler correlation, the tempo octave rule, gating of the loudness
+range) are short and cited in ``docs/descriptors.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import pyloudnorm
+
+from . import _descriptors_scores as scores
+
+SR = 22050
+N_FFT = 2048
+HOP = 512
+N_MELS = 128
+#: onset autocorrelation window of the tempogram (librosa.feature.tempo's default ac_size)
+AC_SIZE_S = 8.0
+#: the tempo prior: librosa's log-normal prior centred on 120 BPM, one octave std
+START_BPM = 120.0
+STD_BPM = 1.0
+#: the octave rule prefers tempi in this range (see docs/descriptors.md, "Tempo")
+PREFERRED_BPM = (70.0, 180.0)
+#: an octave move needs the autocorrelation at the new lag to reach this share of the old one
+OCTAVE_RATIO = 0.5
+#: the absolute gate of ITU-R BS.1770 (and the value reported for silence)
+LUFS_FLOOR = -70.0
+#: chroma hop (samples): the key needs no finer time resolution
+CHROMA_HOP = 2048
+#: below this duration (s) there are too few beats to measure tempo: rhythm features are 0
+MIN_RHYTHM_S = 3.0
+#: an onset envelope (mean dB rise per mel band and frame) varying less than this has no
+#: pulse: a steady tone (std ~0.001) vs music (~0.3-2); gain does not change it
+MIN_FLUX_STD = 0.02
+_EPS = 1e-10
+
+
+@dataclass
+class Measurements:
+    """Raw per-clip measurements (see docs/descriptors.md for each)."""
+
+    values: dict[str, float]
+    tonic: int  # pitch class 0 = C
+    mode: int  # 1 major, 0 minor
+
+
+def measure(y: np.ndarray) -> Measurements:
+    """All raw descriptors of one clip.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,), dtype=float32]
+        Mono audio at 22050 Hz, finite.
+
+    Returns
+    -------
+    Measurements
+        ``values`` holds every raw feature keyed by its name in
+        :data:`soundalike.backends.descriptors.FEATURE_NAMES` except the 0–1 scores, which
+        :func:`soundalike.backends._descriptors_scores.perceptual_scores` derives from them.
+    """
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    duration = y.shape[0] / SR
+    v: dict[str, float] = {}
+
+    # One STFT feeds every spectral feature; the mel power spectrogram feeds MFCC, onsets, HPSS.
+    S = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    P = S**2
+    mel = librosa.feature.melspectrogram(S=P, sr=SR, n_mels=N_MELS)
+    mel_db = librosa.power_to_db(mel, ref=1.0)
+
+    # --- rhythm ---------------------------------------------------------------------------
+    oenv = librosa.onset.onset_strength(S=mel_db, sr=SR, hop_length=HOP)
+    v.update(_rhythm(oenv, duration))
+
+    # --- tonality -------------------------------------------------------------------------
+    # CQT chroma (hop 2048, 6 octaves from C1): the STFT chroma at n_fft=2048 smears notes
+    # below ~300 Hz and weights registers unevenly (a C-major triad came out "E minor"); this
+    # costs ~50 ms per 30 s. Tuning is not estimated (+40 ms): 36 bins per octave fold a
+    # detuning of up to about a third of a semitone into the right pitch class.
+    with warnings.catch_warnings():
+        # short clips: the CQT's top octaves warn "n_fft=... is too large"; harmless here
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large", category=UserWarning)
+        chroma = librosa.feature.chroma_cqt(
+            y=y, sr=SR, hop_length=CHROMA_HOP, n_octaves=6, tuning=0.0
+        )
+    chroma_mean = chroma.mean(axis=1)
+    tonic, mode, strength = scores.estimate_key(chroma_mean)
+    key_sin, key_cos = scores.key_circle(tonic, mode)
+    v.update(key_sin=key_sin, key_cos=key_cos, mode=float(mode), key_strength=strength)
+
+    # --- loudness and dynamics ------------------------------------------------------------
+    v.update(_loudness(y))
+    rms = librosa.feature.rms(S=S, frame_length=N_FFT)[0]
+    v["low_energy_ratio"] = float(np.mean(rms < 0.5 * rms.mean())) if rms.mean() > 0 else 1.0
+
+    # --- harmonic / percussive ------------------------------------------------------------
+    # HPSS on the mel power spectrogram: ~9x cheaper than on the linear STFT, and only the
+    # energy ratio is kept.
+    harm, perc = librosa.decompose.hpss(mel)
+    total = float(harm.sum() + perc.sum())
+    v["harmonic_ratio"] = float(harm.sum() / total) if total > 0 else 0.0
+
+    # --- timbre ---------------------------------------------------------------------------
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
+    v["zcr_mean"], v["zcr_std"] = float(zcr.mean()), float(zcr.std())
+    spectral = {
+        "spectral_centroid": librosa.feature.spectral_centroid(S=S, sr=SR)[0],
+        "spectral_bandwidth": librosa.feature.spectral_bandwidth(S=S, sr=SR)[0],
+        "spectral_rolloff": librosa.feature.spectral_rolloff(S=S, sr=SR, roll_percent=0.85)[0],
+        "spectral_flatness": librosa.feature.spectral_flatness(S=S)[0],
+    }
+    for name, frames in spectral.items():
+        v[f"{name}_mean"], v[f"{name}_std"] = float(frames.mean()), float(frames.std())
+    contrast = librosa.feature.spectral_contrast(S=S, sr=SR).mean(axis=1)
+    for i, c in enumerate(contrast, start=1):
+        v[f"spectral_contrast_{i}"] = float(c)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=13)
+    for i in range(13):
+        v[f"mfcc_{i + 1:02d}_mean"] = float(mfcc[i].mean())
+    for i in range(13):
+        v[f"mfcc_{i + 1:02d}_std"] = float(mfcc[i].std())
+    for name, c in zip(scores.PITCH_CLASSES, chroma_mean):
+        v[f"chroma_{name}"] = float(c)
+    return Measurements(values=v, tonic=tonic, mode=mode)
+
+
+def _rhythm(oenv: np.ndarray, duration: float) -> dict[str, float]:
+    """Tempo (with the octave rule), pulse clarity, stability, beat salience, onset rate."""
+    out: dict[str, float] = {}
+    out["onset_rate"] = float(
+        len(librosa.onset.onset_detect(onset_envelope=oenv, sr=SR, hop_length=HOP)) / duration
+    )
+    out["spectral_flux"] = float(oenv.mean())
+    no_pulse = dict(tempo_bpm=0.0, tempo_confidence=0.0, tempo_stability=0.0, beat_salience=0.0)
+    # Without onsets (silence, a steady tone) or with too few beats, there is no tempo to
+    # measure: the rhythm features are 0 (documented).
+    centred = oenv - oenv.mean()
+    if duration < MIN_RHYTHM_S or float(oenv.std()) < MIN_FLUX_STD:
+        out.update(no_pulse)
+        return out
+
+    # Autocorrelation tempogram of the mean-removed onset envelope (each frame normalised so
+    # lag 0 = 1; without the mean removal any positive envelope, even noise, looks periodic).
+    # Its time average `ac[lag]` is the pulse clarity at that period, <= 1.
+    win = min(int(librosa.time_to_frames(AC_SIZE_S, sr=SR, hop_length=HOP)), oenv.shape[0])
+    tg = librosa.feature.tempogram(onset_envelope=centred, sr=SR, hop_length=HOP, win_length=win)
+    # librosa.feature.tempo takes log1p(1e6 * tg): negative correlations count as none.
+    tg = np.maximum(tg, 0.0)
+    ac = tg.mean(axis=1)
+    bpm0 = float(
+        librosa.feature.tempo(tg=tg, sr=SR, hop_length=HOP, start_bpm=START_BPM, std_bpm=STD_BPM)[0]
+    )
+    bpm = scores.octave_rule(
+        bpm0, lambda b: _strength(ac, b), preferred=PREFERRED_BPM, ratio=OCTAVE_RATIO
+    )
+
+    beats = librosa.beat.beat_track(
+        onset_envelope=oenv, sr=SR, hop_length=HOP, bpm=bpm, units="frames"
+    )[1]
+    # The autocorrelation lag grid is coarse (117.5 or 123.0 BPM around 120): refine with the
+    # mean inter-beat interval of the tracked beats when it agrees within 8 %.
+    if len(beats) >= 4:
+        ibi = np.diff(librosa.frames_to_time(beats, sr=SR, hop_length=HOP))
+        refined = 60.0 / float(ibi.mean())
+        if abs(refined / bpm - 1.0) < 0.08:
+            bpm = refined
+    out["tempo_bpm"] = bpm
+    out["tempo_confidence"] = _strength(ac, bpm)
+
+    # Stability: spread of the per-frame tempo, folded to one octave (an octave jump of the
+    # local estimate is not instability), mapped to 0..1 in _descriptors_scores.
+    local = librosa.feature.tempo(
+        tg=tg, sr=SR, hop_length=HOP, start_bpm=bpm, std_bpm=STD_BPM, aggregate=None
+    )
+    d = np.log2(np.maximum(local, _EPS) / bpm)
+    out["tempo_stability"] = scores.stability_from_spread(float(np.std(d - np.round(d))))
+    if len(beats) >= 2:
+        out["beat_salience"] = float(oenv[beats].mean() / (oenv.mean() + _EPS))
+    else:
+        out["beat_salience"] = 0.0
+    return out
+
+
+def _strength(ac: np.ndarray, bpm: float) -> float:
+    """Mean normalised onset autocorrelation at the period of `bpm` (best of the 3 nearest lags)."""
+    if bpm <= 0:
+        return 0.0
+    lag = 60.0 * SR / (HOP * bpm)
+    c = int(round(lag))
+    lo, hi = max(1, c - 1), min(ac.shape[0], c + 2)
+    if lo >= hi:
+        return 0.0
+    return float(np.clip(ac[lo:hi].max(), 0.0, 1.0))
+
+
+def _loudness(y: np.ndarray) -> dict[str, float]:
+    """Integrated loudness (LUFS, BS.1770 via pyloudnorm) and loudness range (LU).
+
+    Clips shorter than one 400 ms block are repeated up to one block (same mean square);
+    silence reports the absolute gate, -70 LUFS. The loudness range follows EBU Tech 3342:
+    short-term (3 s) loudness, gates at -70 LUFS and 20 LU below the gated power mean,
+    then P95 - P10; clips shorter than 3 s use the 400 ms momentary blocks instead.
+    """
+    x = y.astype(np.float64)
+    block = int(round(0.4 * SR))
+    if x.shape[0] < block:
+        x = np.resize(x, block)
+    meter = pyloudnorm.Meter(SR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lufs = float(meter.integrated_loudness(x))
+        blocks = getattr(meter, "blockwise_loudness", [])
+        if x.shape[0] >= 3 * SR:
+            meter3 = pyloudnorm.Meter(SR, block_size=3.0)
+            meter3.integrated_loudness(x)
+            blocks = getattr(meter3, "blockwise_loudness", blocks)
+    if not np.isfinite(lufs):
+        lufs = LUFS_FLOOR
+    return {"loudness_lufs": max(lufs, LUFS_FLOOR), "loudness_range_lu": _loudness_range(blocks)}
+
+
+def _loudness_range(blocks) -> float:
+    st = np.asarray(blocks, dtype=np.float64)
+    st = st[np.isfinite(st) & (st >= LUFS_FLOOR)]
+    if st.size < 2:
+        return 0.0
+    mean_power = np.mean(10.0 ** (st / 10.0))
+    st = st[st >= 10.0 * np.log10(mean_power) - 20.0]
+    if st.size < 2:
+        return 0.0
+    p10, p95 = np.percentile(st, [10, 95])
+    return float(p95 - p10)
