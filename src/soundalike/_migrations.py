@@ -90,9 +90,58 @@ def m002_paths_albums(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_enrich(db: sqlite3.Connection) -> None:
+    """Enrichment cache (MusicBrainz, ListenBrainz, Last.fm): raw responses with their validators,
+    artist identities (MBID, match score, candidates) and per-artist, per-source outcomes.
+
+    Responses are keyed by source and the request relative to the source's base URL (secrets
+    such as ``api_key`` removed), so a cache filled against one base URL serves another.
+    """
+    db.executescript(
+        """
+        CREATE TABLE enrich_responses(
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            url TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            fetched TEXT NOT NULL,
+            fetched_ts REAL NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            content_type TEXT,
+            body TEXT,
+            note TEXT,
+            PRIMARY KEY (source, key)
+        );
+        CREATE TABLE enrich_identity(
+            artist_id INTEGER PRIMARY KEY REFERENCES artists(artist_id) ON DELETE CASCADE,
+            query_name TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('matched','ambiguous','not_found','failed')),
+            origin TEXT NOT NULL,
+            mbid TEXT,
+            score INTEGER,
+            matched_name TEXT,
+            disambiguation TEXT,
+            candidates_json TEXT NOT NULL DEFAULT '[]',
+            reason TEXT,
+            updated TEXT NOT NULL
+        );
+        CREATE TABLE enrich_status(
+            artist_id INTEGER NOT NULL REFERENCES artists(artist_id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok','not_found','failed','skipped')),
+            message TEXT,
+            updated TEXT NOT NULL,
+            PRIMARY KEY (artist_id, source)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_paths_albums", m002_paths_albums),
+    ("m003_enrich", m003_enrich),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
