@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .similarity import ArtistSimilarity, artist_similarity, top_k
+from .similarity import ArtistSimilarity, TrackSimilarity, artist_similarity, top_k, track_similarity
 from .store import ModelInfo, Store
 
-__all__ = ["LibraryView", "load_view", "similar_artists_json", "DEFAULT_CALIBRATION"]
+__all__ = ["LibraryView", "load_view", "pick_model", "similar_artists_json", "similar_tracks_json", "DEFAULT_CALIBRATION"]
 
 DEFAULT_CALIBRATION = "center"
 
@@ -42,6 +42,9 @@ class LibraryView:
 
     def artist_similarity(self, *, calibration: str = DEFAULT_CALIBRATION, profile: str = "centroid") -> ArtistSimilarity:
         return artist_similarity(self.X, self.track_artist, calibration=calibration, profile=profile)
+
+    def track_similarity(self, *, calibration: str = DEFAULT_CALIBRATION) -> TrackSimilarity:
+        return track_similarity(self.X, calibration=calibration)
 
 
 def pick_model(store: Store, backend: str | None = None) -> ModelInfo:
@@ -81,10 +84,17 @@ def load_view(store: Store, *, backend: str | None = None, layer: int | None = N
 
 def similar_artists_json(
     store: Store, artist: str, *, k: int = 10, backend: str | None = None, calibration: str = DEFAULT_CALIBRATION,
-    layer: int | None = None, profile: str = "centroid",
+    layer: int | None = None, profile: str = "centroid", signals: list[str] | None = None, config=None,
 ) -> dict:
-    """The ``similar --json`` document (CONTRACTS.md) for one artist."""
+    """The ``similar --json`` document (CONTRACTS.md) for one artist.
+
+    ``signals`` other than ``["audio"]`` (or a ``config``) use the hybrid blend
+    (:mod:`soundalike.hybrid`); every neighbour then carries its per-signal contributions.
+    """
     query = store.find_artist(artist)
+    if signals and (list(signals) != ["audio"] or config is not None):
+        return _hybrid_json(store, query, k=k, backend=backend, calibration=calibration, layer=layer,
+                            profile=profile, signals=list(signals), config=config)
     view = load_view(store, backend=backend, layer=layer)
     sim = view.artist_similarity(calibration=calibration, profile=profile)
     if query.artist_id not in set(sim.labels.tolist()):
@@ -107,5 +117,85 @@ def similar_artists_json(
         "layer": view.layer,
         "profile": profile,
         "signals_used": ["audio"],
+        "neighbours": neighbours,
+    }
+
+
+def _hybrid_json(store: Store, query, *, k: int, backend, calibration, layer, profile, signals, config) -> dict:
+    from .hybrid import hybrid_scores
+
+    res = hybrid_scores(store, signals=signals, config=config, backend=backend, calibration=calibration,
+                        profile=profile, layer=layer)
+    ids = res.artist_ids.tolist()
+    i = ids.index(query.artist_id)
+    names = {a.artist_id: a.name for a in store.artists()}
+    audio = res.signals.get("audio") or res.signals.get("descriptors")
+    raw = audio.details.get("raw_cosine") if audio is not None else None
+    neighbours = []
+    for j in res.neighbours(i, k=k):
+        nb = {
+            "artist": names[ids[j]],
+            "artist_id": int(ids[j]),
+            "score": round(float(res.score[i, j]), 6),
+            "contributions": {s: round(float(c[i, j]), 6) for s, c in res.contributions.items()
+                              if np.isfinite(res.signals[s].score[i, j])},
+        }
+        if raw is not None and np.isfinite(raw[i, j]):
+            nb["raw_cosine"] = round(float(raw[i, j]), 6)
+        neighbours.append(nb)
+    used = [s for s in res.signals_used if np.isfinite(res.signals[s].score[i]).sum() > 1]
+    if not used:
+        raise ParameterError(f"Artist {query.name!r} has none of the signals {', '.join(signals)}; "
+                             "embed its tracks or give reference/graph CSVs in the hybrid config.")
+    details = audio.details if audio is not None else {}
+    return {
+        "query": {"artist": query.name, "artist_id": query.artist_id},
+        "backend": details.get("backend"),
+        "weights_kind": details.get("weights_kind"),
+        "calibration": calibration,
+        "layer": details.get("layer"),
+        "profile": profile,
+        "signals_used": used,
+        "blend": {"weights": res.weights, "kind": res.weights_kind, "renormalised_over_present": True},
+        "coverage": res.coverage(),
+        "signal_notes": {s: v.note for s, v in res.signals.items()},
+        "labels_as_signals": [s for s, v in res.signals.items() if v.is_label],
+        "neighbours": neighbours,
+    }
+
+
+def similar_tracks_json(
+    store: Store, track_id: str, *, k: int = 10, backend: str | None = None, calibration: str = DEFAULT_CALIBRATION,
+    layer: int | None = None, exclude_same_artist: bool = False, exclude_same_album: bool = False,
+) -> dict:
+    """Tracks like one track (the ``similar --track`` document), with optional filters."""
+    from .neighbours import group_exclusions
+
+    track = store.track(track_id)
+    view = load_view(store, backend=backend, layer=layer)
+    if track.track_id not in view.track_ids:
+        raise ParameterError(f"Track {track_id!r} has no {view.model.backend} embeddings yet; run `soundalike embed`.")
+    q = view.track_ids.index(track.track_id)
+    sim = view.track_similarity(calibration=calibration)
+    meta = {t.track_id: t for t in store.tracks()}
+    excl = {q}
+    if exclude_same_artist:
+        excl |= set(group_exclusions([track.artist_id], [meta[t].artist_id for t in view.track_ids])[0].tolist())
+    if exclude_same_album and track.album:
+        excl |= set(group_exclusions([(track.artist_id, track.album)],
+                                     [(meta[t].artist_id, meta[t].album) if meta[t].album else None
+                                      for t in view.track_ids])[0].tolist())
+    order = [j for j in np.argsort(-sim.score[q], kind="stable") if j not in excl][:k]
+    neighbours = []
+    for j in order:
+        t = meta[view.track_ids[j]]
+        neighbours.append({"artist": t.artist, "artist_id": t.artist_id, "track_id": t.track_id, "title": t.title,
+                           "score": round(float(sim.score[q, j]), 6), "raw_cosine": round(float(sim.raw_cosine[q, j]), 6),
+                           "contributions": {"audio": round(float(sim.score[q, j]), 6)}})
+    return {
+        "query": {"track_id": track.track_id, "artist": track.artist, "title": track.title},
+        "backend": view.model.backend, "weights_kind": view.model.weights_kind, "calibration": calibration,
+        "layer": view.layer, "profile": None, "signals_used": ["audio"],
+        "filters": {"exclude_same_artist": exclude_same_artist, "exclude_same_album": exclude_same_album},
         "neighbours": neighbours,
     }

@@ -1,8 +1,23 @@
-"""Artist and track similarity from cached track vectors: profiles, calibration, top-k.
+"""Artist and track similarity from cached track vectors: profiles, calibration, top-k, metrics.
 
 A calibrated score is in [0, 1] and means the same for every backend (CONTRACTS.md): for
 mutual proximity its probability, for every other calibration the pair's percentile among
 all pairs of the library. Raw cosine is always kept beside it (``raw_cosine``).
+
+Calibrations (estimators in :mod:`soundalike.calibration`):
+
+``none``          raw cosine (the seeds' method)
+``center``        subtract the library mean of the L2-normalised track vectors (anisotropy)
+``zscore``        standardise each feature (descriptors mix BPM, LUFS, ...)
+``whiten``        z-score, then shrunk ZCA whitening
+``mp-empirical``  mutual proximity (counted), on centred cosine
+``mp-gaussian``   mutual proximity (Gaussian model), on centred cosine
+``nicdm``         local scaling by the k-NN radii, on centred cosine
+``csls``          cross-domain similarity local scaling, on centred cosine
+
+Profiles: ``centroid`` (mean of the artist's normalised track vectors) and ``set`` (the
+artist as a set of tracks: symmetric soft-Chamfer, the mean best-match similarity in both
+directions).
 """
 
 from __future__ import annotations
@@ -12,24 +27,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_embeddings, check_option, check_positive_int
+from .calibration import CSLS, Centerer, LocalScaling, MutualProximity, PercentileScaler, Whitener, ZScorer
 from .errors import ParameterError
 
 __all__ = [
     "CALIBRATIONS",
     "PROFILES",
+    "VECTOR_CALIBRATIONS",
     "ArtistSimilarity",
+    "TrackSimilarity",
     "Neighbour",
     "cosine_matrix",
     "l2_normalize",
     "artist_profiles",
+    "set_similarity",
+    "vector_calibrator",
+    "calibrate_matrix",
     "percentile_scores",
     "artist_similarity",
+    "track_similarity",
     "top_k",
     "pair_stats",
+    "hubness",
+    "average_precision_rows",
+    "same_artist_map",
+    "genre_precision",
 ]
 
-CALIBRATIONS = ("none", "center")
-PROFILES = ("centroid",)
+CALIBRATIONS = ("none", "center", "zscore", "whiten", "mp-empirical", "mp-gaussian", "nicdm", "csls")
+VECTOR_CALIBRATIONS = ("none", "center", "zscore", "whiten")
+PROFILES = ("centroid", "set")
+#: neighbourhood size of nicdm / csls
+LOCAL_K = 5
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,7 @@ class ArtistSimilarity:
     ----------
     labels : np.ndarray [shape=(n_artists,)]     artist ids, in matrix order
     score : np.ndarray [shape=(n_artists, n_artists)]   calibrated, in [0, 1]
-    raw_cosine : np.ndarray [shape=(n_artists, n_artists)]
+    raw_cosine : np.ndarray [shape=(n_artists, n_artists)]   cosine of the raw profiles
     calibration, profile : str
     """
 
@@ -63,6 +92,15 @@ class ArtistSimilarity:
         if hits.size == 0:
             raise ParameterError(f"{label!r} has no embeddings in this similarity matrix; embed its tracks first.")
         return int(hits[0])
+
+
+@dataclass
+class TrackSimilarity:
+    """Track × track scores: ``score`` calibrated in [0, 1], ``raw_cosine`` beside it."""
+
+    score: np.ndarray
+    raw_cosine: np.ndarray
+    calibration: str
 
 
 def l2_normalize(X: np.ndarray, *, axis: int = -1) -> np.ndarray:
@@ -84,20 +122,20 @@ def cosine_matrix(A: np.ndarray, B: np.ndarray | None = None) -> np.ndarray:
 
 
 def artist_profiles(X: np.ndarray, labels: np.ndarray, *, kind: str = "centroid") -> tuple[np.ndarray, np.ndarray]:
-    """One vector per artist from its track vectors.
+    """One vector per artist: the mean of its L2-normalised track vectors.
 
     Parameters
     ----------
     X : np.ndarray [shape=(n_tracks, d)]
     labels : np.ndarray [shape=(n_tracks,)]   artist of each track
-    kind : {"centroid"}   mean of the artist's L2-normalised track vectors
+    kind : {"centroid"}   (the ``set`` profile has no single vector; see :func:`set_similarity`)
 
     Returns
     -------
     uniq : np.ndarray [shape=(n_artists,)]
     P : np.ndarray [shape=(n_artists, d)]
     """
-    check_option("profile", kind, PROFILES)
+    check_option("profile", kind, ("centroid",))
     labels = np.asarray(labels)
     uniq, inv = np.unique(labels, return_inverse=True)
     Xn = l2_normalize(np.asarray(X, dtype=np.float64))
@@ -107,53 +145,176 @@ def artist_profiles(X: np.ndarray, labels: np.ndarray, *, kind: str = "centroid"
     return uniq, P
 
 
+def set_similarity(T: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Artist × artist similarity of track *sets* from a track × track similarity matrix.
+
+    ``s(A, B) = (mean_a max_b T[a, b] + mean_b max_a T[a, b]) / 2`` (symmetric soft Chamfer):
+    every track of one artist looks for its best match among the other artist's tracks, so an
+    artist with two styles is close to both.
+
+    Parameters
+    ----------
+    T : np.ndarray [shape=(n_tracks, n_tracks)]
+    labels : np.ndarray [shape=(n_tracks,)]
+
+    Returns
+    -------
+    uniq : np.ndarray [shape=(n_artists,)]
+    S : np.ndarray [shape=(n_artists, n_artists)]   diagonal 1
+    """
+    labels = np.asarray(labels)
+    uniq, inv = np.unique(labels, return_inverse=True)
+    n = len(uniq)
+    # best match of every track within each artist: (n_tracks, n_artists)
+    best = np.full((T.shape[0], n), -np.inf)
+    for a in range(n):
+        best[:, a] = T[:, inv == a].max(axis=1)
+    # mean over the tracks of the row artist: M[A, B] = mean_{a in A} max_{b in B} T[a, b]
+    M = np.zeros((n, n))
+    np.add.at(M, inv, best)
+    M /= np.bincount(inv)[:, None]
+    S = 0.5 * (M + M.T)
+    np.fill_diagonal(S, 1.0)
+    return uniq, S
+
+
+def vector_calibrator(calibration: str):
+    """The (unfitted) vector calibrator applied before cosine for `calibration`, or None.
+
+    Neighbourhood calibrations (mp-*, nicdm, csls) work on centred cosine.
+    """
+    check_option("calibration", calibration, CALIBRATIONS)
+    if calibration == "none":
+        return None
+    if calibration == "zscore":
+        return ZScorer()
+    if calibration == "whiten":
+        return Whitener()
+    return Centerer()
+
+
+def _matrix_calibrator(calibration: str, k: int):
+    return {
+        "mp-empirical": lambda: MutualProximity(method="empirical"),
+        "mp-gaussian": lambda: MutualProximity(method="gaussian"),
+        "nicdm": lambda: LocalScaling(k=k),
+        "csls": lambda: CSLS(k=k),
+    }.get(calibration, lambda: None)()
+
+
+def calibrate_matrix(S: np.ndarray, calibration: str, *, k: int = LOCAL_K) -> np.ndarray:
+    """Map a library similarity matrix (after the vector step) to the [0, 1] score.
+
+    Mutual proximity returns its probability; every other calibration the pair's percentile
+    among all off-diagonal pairs. The diagonal is 1.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n, n)]   symmetric similarities
+    calibration : str   one of CALIBRATIONS
+    """
+    check_option("calibration", calibration, CALIBRATIONS)
+    n = S.shape[0]
+    if n < 2:
+        return np.ones_like(S, dtype=np.float64)
+    est = _matrix_calibrator(calibration, min(k, max(n - 2, 1)))
+    if est is None or n < 3:
+        C = S
+    else:
+        C = est.fit_transform(S)
+        C = 0.5 * (C + C.T)  # exact symmetry (gaussian MP is symmetric only up to rounding)
+        if calibration.startswith("mp-"):
+            np.fill_diagonal(C, 1.0)
+            return np.clip(C, 0.0, 1.0)
+    return percentile_scores(C)
+
+
 def percentile_scores(S: np.ndarray) -> np.ndarray:
     """Map a symmetric score matrix to each pair's percentile among all off-diagonal pairs.
 
-    The diagonal is set to 1. Ties share their mean rank.
+    The diagonal is set to 1. Ties share their mid rank.
     """
     n = S.shape[0]
-    iu = np.triu_indices(n, k=1)
-    vals = S[iu]
     out = np.ones_like(S, dtype=np.float64)
-    if vals.size == 0:
+    if n < 2:
         return out
-    from scipy.stats import rankdata
-
-    pct = (rankdata(vals) - 0.5) / vals.size if vals.size > 1 else np.array([0.5])
+    scaler = PercentileScaler.from_matrix(S, max_quantiles=max(10001, n * (n - 1) // 2))
+    iu = np.triu_indices(n, k=1)
+    pct = scaler.transform(S[iu])
     out[iu] = pct
     out[(iu[1], iu[0])] = pct
     return out
 
 
+def _check_xy(X: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    X = check_embeddings(X)
+    if labels is not None and len(labels) != X.shape[0]:
+        raise ParameterError(f"labels has {len(labels)} entries but X has {X.shape[0]} rows.")
+    return X
+
+
+def _vectors(X: np.ndarray, calibration: str, fit_on: np.ndarray | None = None) -> np.ndarray:
+    est = vector_calibrator(calibration)
+    if est is None:
+        return np.asarray(X, dtype=np.float64)
+    est.fit(X if fit_on is None else X[fit_on])
+    return est.transform(X)
+
+
 def artist_similarity(
-    X: np.ndarray, labels: np.ndarray, *, calibration: str = "center", profile: str = "centroid"
+    X: np.ndarray, labels: np.ndarray, *, calibration: str = "center", profile: str = "centroid",
+    k: int = LOCAL_K,
 ) -> ArtistSimilarity:
     """Calibrated artist × artist similarity from track vectors.
 
     Parameters
     ----------
     X : np.ndarray [shape=(n_tracks, d)]
-    labels : np.ndarray [shape=(n_tracks,)]
-    calibration : {"none", "center"}
-        ``none`` is raw cosine (the seeds' method); ``center`` subtracts the library mean of
-        the track vectors before cosine, which removes the common direction (anisotropy).
-    profile : {"centroid"}
+    labels : np.ndarray [shape=(n_tracks,)]   artist of each track
+    calibration : str   one of CALIBRATIONS (module docstring)
+    profile : {"centroid", "set"}
+    k : int   neighbourhood size of nicdm / csls
+
+    Returns
+    -------
+    ArtistSimilarity   ``score`` in [0, 1] (diagonal 1), ``raw_cosine`` of the raw profiles
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(12, 8)); labels = np.repeat([1, 2, 3, 4], 3)
+    >>> sim = artist_similarity(X, labels, calibration="center")
+    >>> sim.score.shape, float(sim.score.min()) >= 0.0
+    ((4, 4), True)
     """
-    X = check_embeddings(X)
+    X = _check_xy(X, labels)
     check_option("calibration", calibration, CALIBRATIONS)
-    if len(labels) != X.shape[0]:
-        raise ParameterError(f"labels has {len(labels)} entries but X has {X.shape[0]} rows.")
-    uniq, P_raw = artist_profiles(X, labels, kind=profile)
-    raw = cosine_matrix(P_raw)
-    if calibration == "none":
-        S = raw
-    else:
-        Xc = l2_normalize(np.asarray(X, np.float64))
-        Xc = Xc - Xc.mean(axis=0, keepdims=True)
-        _, P = artist_profiles(Xc, labels, kind=profile)
+    check_option("profile", profile, PROFILES)
+    labels = np.asarray(labels)
+    Z = _vectors(X, calibration)
+    if profile == "centroid":
+        uniq, P_raw = artist_profiles(X, labels)
+        raw = cosine_matrix(P_raw)
+        _, P = artist_profiles(Z, labels)
         S = cosine_matrix(P)
-    return ArtistSimilarity(uniq, percentile_scores(S), raw, calibration, profile)
+    else:
+        uniq, raw = set_similarity(cosine_matrix(X), labels)
+        _, S = set_similarity(cosine_matrix(Z), labels)
+    return ArtistSimilarity(uniq, calibrate_matrix(S, calibration, k=k), raw, calibration, profile)
+
+
+def track_similarity(X: np.ndarray, *, calibration: str = "center", k: int = LOCAL_K) -> TrackSimilarity:
+    """Calibrated track × track similarity (the percentile is among all track pairs).
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_tracks, d)]
+    calibration : str   one of CALIBRATIONS
+    """
+    X = _check_xy(X, None)
+    check_option("calibration", calibration, CALIBRATIONS)
+    S = cosine_matrix(_vectors(X, calibration))
+    return TrackSimilarity(calibrate_matrix(S, calibration, k=k), cosine_matrix(X), calibration)
 
 
 def top_k(sim: ArtistSimilarity, label, *, k: int = 10) -> list[Neighbour]:
@@ -172,3 +333,104 @@ def pair_stats(S: np.ndarray) -> dict[str, float]:
         return {"min": float("nan"), "max": float("nan"), "mean": float("nan"), "std": float("nan"), "range": float("nan")}
     return {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()), "std": float(v.std()),
             "range": float(v.max() - v.min())}
+
+
+# --------------------------------------------------------------------------------------------
+# retrieval metrics (used to choose the default calibration and by the experiments)
+# --------------------------------------------------------------------------------------------
+def _ranked(S: np.ndarray, i: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    order = np.argsort(-S[i], kind="stable")
+    keep = order != i
+    if exclude is not None:
+        keep &= ~exclude[order]
+    return order[keep]
+
+
+def hubness(S: np.ndarray, *, k: int = 5) -> dict[str, float]:
+    """k-occurrence statistics: how often each item is in the others' top k.
+
+    Returns ``{"k", "max_occurrence", "skewness", "n_items"}``; a hub has a large occurrence
+    (14 of 15 others' top 5 is the seeds' "similar to everyone" artist).
+    """
+    n = S.shape[0]
+    k = min(check_positive_int("k", k), max(n - 1, 1))
+    occ = np.zeros(n, dtype=int)
+    for i in range(n):
+        occ[_ranked(S, i)[:k]] += 1
+    sd = occ.std()
+    skew = float(((occ - occ.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
+    return {"k": k, "max_occurrence": int(occ.max()) if n else 0, "skewness": skew, "n_items": n}
+
+
+def average_precision_rows(S: np.ndarray, relevant: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
+    """Average precision of each query row of `S` (the query itself left out).
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n, n)]   scores, larger = more similar
+    relevant : np.ndarray [shape=(n, n), bool]   relevant[i, j]: j is a right answer for i
+    queries : array of int, optional   rows to score (default: every row with a relevant item)
+
+    Returns
+    -------
+    np.ndarray [shape=(n_queries,)]   NaN for a query with no relevant item
+    """
+    n = S.shape[0]
+    qs = np.arange(n) if queries is None else np.asarray(queries, dtype=int)
+    out = np.full(len(qs), np.nan)
+    for r, i in enumerate(qs):
+        order = _ranked(S, i)
+        rel = relevant[i, order]
+        if rel.sum() == 0:
+            continue
+        hits = np.cumsum(rel)
+        out[r] = float((hits[rel] / (np.flatnonzero(rel) + 1)).mean())
+    return out
+
+
+def same_artist_map(S: np.ndarray, labels: np.ndarray, *, queries: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Mean average precision of same-artist track retrieval.
+
+    Every track with at least one other track by its artist queries all other tracks.
+
+    Returns
+    -------
+    mAP : float
+    ap : np.ndarray [shape=(n_queries,)]   per query (NaN where the artist has one track)
+    """
+    labels = np.asarray(labels)
+    rel = labels[:, None] == labels[None, :]
+    np.fill_diagonal(rel, False)
+    ap = average_precision_rows(S, rel, queries)
+    return (float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")), ap
+
+
+def genre_precision(S: np.ndarray, genres: list, *, k: int = 5) -> dict[str, float]:
+    """Artist-level genre precision at k, with its ceiling and chance level (CONTRACTS.md).
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(n_artists, n_artists)]
+    genres : list [n_artists]   artist genre (None: the artist is left out as a query)
+
+    Returns
+    -------
+    ``{"k", "precision", "ceiling", "chance", "n_queries"}``: ceiling = the best any ranking can
+    reach given the genre group sizes, chance = a random ranking's expectation.
+    """
+    n = S.shape[0]
+    g = np.asarray([x if x is not None else "\0none" for x in genres], dtype=object)
+    k = min(check_positive_int("k", k), max(n - 1, 1))
+    prec, ceil, chance = [], [], []
+    for i in range(n):
+        if genres[i] is None:
+            continue
+        same = (g == g[i])
+        same[i] = False
+        n_same = int(same.sum())
+        order = _ranked(S, i)[:k]
+        prec.append(same[order].mean())
+        ceil.append(min(k, n_same) / k)
+        chance.append(n_same / (n - 1))
+    m = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return {"k": k, "precision": m(prec), "ceiling": m(ceil), "chance": m(chance), "n_queries": len(prec)}

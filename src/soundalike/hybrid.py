@@ -1,0 +1,289 @@
+"""The hybrid score: a weighted blend of signals, renormalised over the signals each pair has.
+
+``score(i, j) = sum_s w_s S_s(i, j) / sum_{s present for (i, j)} w_s`` with every signal score
+in [0, 1] (see :mod:`soundalike.signals`), so the blend is in [0, 1] too, and each neighbour's
+``contributions[s] = w_s S_s(i, j) / sum w`` add up to its score (explanations).
+
+Weights come from a YAML config (``weights:``), the seeds' guess (:data:`SEED_WEIGHTS`), the
+hand-set :data:`DEFAULT_WEIGHTS`, or are **learned** by :class:`HybridScorer` from reference
+pairs (pairwise logistic regression; see ``experiments/learned_blend.py``).
+
+Config file (YAML)::
+
+    weights: {audio: 0.5, descriptors: 0.1, tags: 0.15, refs: 0.1, graph: 0.15}   # or: seeds
+    csv: {refs: refs.csv, graph: collab.csv, tags: tags.csv}   # relative to the YAML file
+    signals:                     # per-signal options
+      audio: {backend: musicnn-msd, calibration: center}
+      graph: {alpha: 0.15, audio_knn: 0}
+      tags: {file_tags: true, file_tags_are_labels: true}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from ._validation import check_option
+from .errors import NotFittedError, ParameterError
+from .signals import SIGNALS, SignalContext, SignalScores, compute_signal
+
+__all__ = [
+    "SEED_WEIGHTS",
+    "DEFAULT_WEIGHTS",
+    "HybridConfig",
+    "HybridResult",
+    "HybridScorer",
+    "blend",
+    "load_enrichment",
+    "file_tags_of",
+    "hybrid_scores",
+]
+
+#: the seeds' guessed blend (CONTRACTS.md)
+SEED_WEIGHTS = {"descriptors": 0.4, "tags": 0.3, "refs": 0.2, "graph": 0.1}
+#: hand-set default when no config is given and audio is asked for (a guess too: say so)
+DEFAULT_WEIGHTS = {"audio": 0.5, "descriptors": 0.1, "tags": 0.15, "refs": 0.1, "graph": 0.15}
+
+
+@dataclass
+class HybridConfig:
+    """Weights, CSV inputs and per-signal options of the hybrid."""
+
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights_kind: str = "hand"
+    csv: dict[str, Path] = field(default_factory=dict)
+    signals: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "HybridConfig":
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise ParameterError(f"hybrid config {p} does not exist; write a YAML file with 'weights:' and 'csv:'.")
+        doc = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(doc, dict):
+            raise ParameterError(f"hybrid config {p} must be a YAML mapping with 'weights:' and 'csv:'.")
+        return cls.from_dict(doc, base=p.parent)
+
+    @classmethod
+    def from_dict(cls, doc: dict, *, base: Path | None = None) -> "HybridConfig":
+        w = doc.get("weights", "default")
+        kind = "hand"
+        if w == "seeds":
+            w, kind = dict(SEED_WEIGHTS), "seeds"
+        elif w in (None, "default"):
+            w = dict(DEFAULT_WEIGHTS)
+        elif isinstance(w, str):  # a learned-weights JSON written by HybridScorer.save
+            scorer = HybridScorer.load(Path(base or ".") / w)
+            w, kind = scorer.weights(), "learned"
+        if not isinstance(w, dict):
+            raise ParameterError(f"weights must be a mapping signal -> weight, 'seeds' or a file; got {w!r}.")
+        for name, val in w.items():
+            check_option("signal", name, SIGNALS)
+            if not isinstance(val, (int, float)) or val < 0:
+                raise ParameterError(f"weight of {name} must be a number >= 0, got {val!r}.")
+        csv = {k: (Path(base) / v if base is not None and not Path(v).is_absolute() else Path(v))
+               for k, v in (doc.get("csv") or {}).items()}
+        for k in csv:
+            check_option("csv signal", k, ("refs", "graph", "tags"))
+        return cls({k: float(v) for k, v in w.items()}, doc.get("weights_kind", kind), csv, dict(doc.get("signals") or {}))
+
+
+@dataclass
+class HybridResult:
+    """Blended artist × artist scores with their per-signal parts.
+
+    Attributes
+    ----------
+    artist_ids : np.ndarray [shape=(n,)]
+    score : np.ndarray [shape=(n, n)]   in [0, 1]; NaN where the pair has no signal at all
+    contributions : dict[str, np.ndarray [shape=(n, n)]]   add up to ``score``
+    signals : dict[str, SignalScores]
+    weights : dict[str, float]   as given (before renormalisation)
+    weights_kind : str
+    """
+
+    artist_ids: np.ndarray
+    score: np.ndarray
+    contributions: dict[str, np.ndarray]
+    signals: dict[str, SignalScores]
+    weights: dict[str, float]
+    weights_kind: str = "hand"
+
+    @property
+    def signals_used(self) -> list[str]:
+        return [s for s, v in self.signals.items() if v.coverage > 0 and self.weights.get(s, 0) > 0]
+
+    def coverage(self) -> dict[str, float]:
+        return {s: round(float(v.coverage), 4) for s, v in self.signals.items()}
+
+    def neighbours(self, i: int, *, k: int) -> list[int]:
+        """Positions of the k best artists for row i (query excluded; unscored pairs last, dropped)."""
+        row = np.where(np.arange(len(self.artist_ids)) == i, np.nan, self.score[i])
+        order = [j for j in np.argsort(-np.nan_to_num(row, nan=-1.0), kind="stable") if np.isfinite(row[j])]
+        return order[:k]
+
+
+def blend(signals: list[SignalScores], weights: dict[str, float], *, weights_kind: str = "hand") -> HybridResult:
+    """Blend signal scores with weights renormalised per pair over the signals present.
+
+    Parameters
+    ----------
+    signals : list of SignalScores over the same artist ids
+    weights : {signal: weight >= 0}; signals without a weight get 0
+
+    Returns
+    -------
+    HybridResult
+    """
+    if not signals:
+        raise ParameterError("blend needs at least one signal.")
+    ids = signals[0].artist_ids
+    for s in signals[1:]:
+        if not np.array_equal(s.artist_ids, ids):
+            raise ParameterError(f"signal {s.name} is over different artists than {signals[0].name}.")
+    n = len(ids)
+    num = np.zeros((n, n))
+    den = np.zeros((n, n))
+    parts = {}
+    for s in signals:
+        w = float(weights.get(s.name, 0.0))
+        ok = np.isfinite(s.score)
+        parts[s.name] = np.where(ok, w * np.nan_to_num(s.score), 0.0)
+        num += parts[s.name]
+        den += np.where(ok, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(den > 0, num / den, np.nan)
+        contributions = {k: np.where(den > 0, v / den, np.nan) for k, v in parts.items()}
+    return HybridResult(np.asarray(ids), score, contributions, {s.name: s for s in signals}, dict(weights), weights_kind)
+
+
+class HybridScorer(BaseEstimator):
+    """Learn blend weights from reference pairs: logistic regression on per-signal pair scores.
+
+    ``fit(F, y)``: F [shape=(n_pairs, n_signals)] signal scores of training pairs (NaN =
+    missing, imputed with the column mean), y [shape=(n_pairs,)] 1 for a reference pair (same
+    artist, a known similar artist), 0 otherwise. Coefficients are clipped at 0 and normalised
+    to sum 1, so the learned weights plug into :func:`blend` (a negative weight would reward
+    dissimilarity on a signal; we do not allow it).
+
+    Parameters
+    ----------
+    signals : tuple of str   column names of F
+    C : float   inverse regularisation strength
+    balanced : bool   class_weight="balanced" (reference pairs are rare)
+    """
+
+    def __init__(self, *, signals: tuple[str, ...] = ("audio", "descriptors"), C: float = 1.0, balanced: bool = True) -> None:
+        self.signals = signals
+        self.C = C
+        self.balanced = balanced
+
+    def fit(self, F: Any, y: Any) -> "HybridScorer":
+        from sklearn.linear_model import LogisticRegression
+
+        F = np.asarray(F, dtype=np.float64)
+        y = np.asarray(y).astype(int)
+        if F.ndim != 2 or F.shape[1] != len(self.signals):
+            raise ParameterError(f"F must have shape (n_pairs, {len(self.signals)}) for signals {self.signals}; got {F.shape}.")
+        if len(y) != F.shape[0] or len(np.unique(y)) < 2:
+            raise ParameterError("y must give one 0/1 label per pair, with both classes present.")
+        self.fill_ = np.where(np.isfinite(F).any(axis=0), np.nanmean(np.where(np.isfinite(F), F, np.nan), axis=0), 0.5)
+        Fi = np.where(np.isfinite(F), F, self.fill_)
+        lr = LogisticRegression(C=self.C, class_weight="balanced" if self.balanced else None, max_iter=1000)
+        lr.fit(Fi, y)
+        coef = np.clip(lr.coef_.ravel(), 0.0, None)
+        self.coef_ = coef / coef.sum() if coef.sum() > 0 else np.full(len(coef), 1.0 / len(coef))
+        self.n_features_in_ = F.shape[1]
+        return self
+
+    def weights(self) -> dict[str, float]:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("This HybridScorer is not fitted yet; call fit(F, y) on reference pairs first.")
+        return {s: float(w) for s, w in zip(self.signals, self.coef_)}
+
+    def score(self, F: Any) -> np.ndarray:
+        """Blended score of each pair, renormalised over its present signals. [shape=(n_pairs,)]"""
+        w = np.asarray(list(self.weights().values()))
+        F = np.asarray(F, dtype=np.float64)
+        ok = np.isfinite(F)
+        den = (ok * w).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (np.where(ok, F, 0.0) * w).sum(axis=1) / den, np.nan)
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path).with_suffix(".json")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"format": "soundalike-hybrid-weights", "version": 1, "signals": list(self.signals),
+                                 "weights": self.weights(), "params": {"C": self.C, "balanced": self.balanced}}, indent=2))
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HybridScorer":
+        p = Path(path)
+        if not p.is_file():
+            raise ParameterError(f"learned weights file {p} does not exist; run experiments/learned_blend.py --save {p}.")
+        doc = json.loads(p.read_text())
+        if doc.get("format") != "soundalike-hybrid-weights":
+            raise ParameterError(f"{p} is not a soundalike learned-weights file.")
+        est = cls(signals=tuple(doc["signals"]), **doc.get("params", {}))
+        est.coef_ = np.array([doc["weights"][s] for s in est.signals], dtype=np.float64)
+        est.n_features_in_ = len(est.signals)
+        return est
+
+
+def load_enrichment(store: Any) -> dict | None:
+    """``soundalike.enrich.signal_inputs(store)`` when that module is installed, else None."""
+    try:
+        from . import enrich  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(enrich, "signal_inputs", None)
+    return fn(store) if fn is not None else None
+
+
+def file_tags_of(store: Any) -> dict[int, dict[str, float]]:
+    """Per artist, the count of each file genre tag over its tracks (``tracks.genres``)."""
+    tags: dict[int, dict[str, float]] = {}
+    for t in store.tracks():
+        bag = tags.setdefault(int(t.artist_id), {})
+        for g in t.genres:
+            bag[g] = bag.get(g, 0.0) + 1.0
+    return {a: b for a, b in tags.items() if b}
+
+
+def hybrid_scores(
+    store: Any, *, signals: list[str], config: HybridConfig | None = None, backend: str | None = None,
+    calibration: str = "center", profile: str = "centroid", layer: int | None = None,
+) -> HybridResult:
+    """Compute the asked signals over every artist of the library and blend them.
+
+    Parameters
+    ----------
+    store : Store
+    signals : list of signal names (subset of SIGNALS)
+    config : HybridConfig, optional   weights, CSV inputs, per-signal options
+    backend, calibration, profile, layer : options of the ``audio`` signal
+    """
+    for s in signals:
+        check_option("signal", s, SIGNALS)
+    cfg = config or HybridConfig()
+    artists = store.artists()
+    ids = np.array(sorted(a.artist_id for a in artists), dtype=int)
+    names = {a.artist_id: a.name for a in artists}
+    tag_opts = cfg.signals.get("tags", {})
+    base = dict(artist_ids=ids, names=names, store=store, backend=backend, calibration=calibration,
+                profile=profile, layer=layer, csv=cfg.csv, enrichment=load_enrichment(store),
+                file_tags=file_tags_of(store) if tag_opts.get("file_tags", True) else None,
+                file_tags_are_labels=bool(tag_opts.get("file_tags_are_labels", True)))
+    results = [compute_signal(s, SignalContext(**base, options=dict(cfg.signals.get(s, {})))) for s in signals]
+    weights = {s: cfg.weights.get(s, 0.0) for s in signals}
+    if sum(weights.values()) <= 0:
+        raise ParameterError(f"every asked signal ({', '.join(signals)}) has weight 0 in the config; give them weights.")
+    return blend(results, weights, weights_kind=cfg.weights_kind)
