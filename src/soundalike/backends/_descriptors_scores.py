@@ -13,9 +13,20 @@ import numpy as np
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
-# Krumhansl & Kessler (1982) probe-tone profiles, tonic first (Krumhansl 1990, table 4.1).
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Key profiles (major, minor), tonic first.
+KEY_PROFILES: dict[str, tuple[np.ndarray, np.ndarray]] = {
+    # Albrecht & Shanahan (2013), "The use of large corpora to train a new type of key-finding
+    # algorithm", Music Perception 31(1): pitch-class distributions of a classical corpus.
+    "albrecht-shanahan": (
+        np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081]),
+        np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052]),
+    ),
+    # Krumhansl & Kessler (1982) probe-tone ratings (Krumhansl 1990, table 4.1).
+    "krumhansl-kessler": (
+        np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]),
+        np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]),
+    ),
+}
 
 
 def _clip01(x: float) -> float:
@@ -23,15 +34,16 @@ def _clip01(x: float) -> float:
 
 
 # --- key ------------------------------------------------------------------------------------
-def estimate_key(chroma_mean: np.ndarray) -> tuple[int, int, float]:
+def estimate_key(chroma_mean: np.ndarray, *, profile: str = "albrecht-shanahan") -> tuple[int, int, float]:
     """Krumhansl–Schmuckler key finding.
 
     The mean chroma vector is correlated (Pearson) with the 12 rotations of the major and
-    minor Krumhansl–Kessler profiles; the best of the 24 is the key.
+    minor key profiles; the best of the 24 is the key.
 
     Parameters
     ----------
     chroma_mean : np.ndarray [shape=(12,)]   pitch-class weights, C first
+    profile : {"albrecht-shanahan", "krumhansl-kessler"}   a key of :data:`KEY_PROFILES`
 
     Returns
     -------
@@ -45,8 +57,9 @@ def estimate_key(chroma_mean: np.ndarray) -> tuple[int, int, float]:
         return 0, 1, 0.0
     x /= np.linalg.norm(x)
     best = (-2.0, 0, 1)
-    for mode, profile in ((1, KK_MAJOR), (0, KK_MINOR)):
-        p = profile - profile.mean()
+    major, minor = KEY_PROFILES[profile]
+    for mode, prof in ((1, major), (0, minor)):
+        p = prof - prof.mean()
         p = p / np.linalg.norm(p)
         for tonic in range(12):
             r = float(np.dot(x, np.roll(p, tonic)))
@@ -99,14 +112,6 @@ def octave_rule(
         else:
             break
     return float(bpm)
-
-
-def stability_from_spread(spread_octaves: float) -> float:
-    """Tempo stability in [0, 1] from the std (in octaves) of the folded local tempo.
-
-    0 spread -> 1; a spread of 0.15 octave (about ±11 %) or more -> 0.
-    """
-    return _clip01(1.0 - spread_octaves / 0.15)
 
 
 # --- 0–1 scores -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_audio
+from .._validation import check_audio, check_option
 from ..errors import InvalidAudioError
 from . import _descriptors_scores as _scores
 from .base import Backend
@@ -67,6 +67,10 @@ class DescriptorsBackend(Backend):
 
     Parameters
     ----------
+    key_profile : {"albrecht-shanahan", "krumhansl-kessler"}
+        Key profiles correlated with the chroma (Krumhansl–Schmuckler key finding).
+        Albrecht & Shanahan's corpus profiles are the default: they named the key of more of
+        the development chorales than Krumhansl & Kessler's probe-tone ratings.
     device : str
         Accepted for the common backend signature; only ``"cpu"`` is meaningful.
 
@@ -97,7 +101,10 @@ class DescriptorsBackend(Backend):
     weights_kind = "none"
     weights_sha256 = None
 
-    def __init__(self, *, device: str = "cpu") -> None:
+    def __init__(self, *, key_profile: str = "albrecht-shanahan", device: str = "cpu") -> None:
+        check_option("key_profile", key_profile, _scores.KEY_PROFILES)
+        check_option("device", device, ("cpu",))
+        self.key_profile = key_profile
         # Import here so that listing backends does not import librosa (numba start-up).
         from . import _descriptors_dsp
 
@@ -116,6 +123,7 @@ class DescriptorsBackend(Backend):
             "n_fft": dsp.N_FFT,
             "hop_length": dsp.HOP,
             "n_mels": dsp.N_MELS,
+            "key_profile": self.key_profile,
         }
 
     # --- inference -----------------------------------------------------------------------
@@ -163,7 +171,7 @@ class DescriptorsBackend(Backend):
     def _measure(self, y: np.ndarray):
         if y.dtype != np.float32:
             y = y.astype(np.float32)
-        m = self._dsp.measure(y)
+        m = self._dsp.measure(y, key_profile=self.key_profile)
         m.values.update(_scores.perceptual_scores(m.values))
         for k, x in m.values.items():
             if not np.isfinite(x):  # defensive: every path above is meant to be finite
