@@ -114,7 +114,7 @@ class FakeServices:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.urls = {"musicbrainz": base + "/mb/ws/2", "listenbrainz": base + "/lb", "lastfm": base + "/lfm/2.0"}
@@ -156,11 +156,11 @@ class FakeServices:
         raw = body.encode("utf-8")
         etag = '"' + hashlib.sha1(raw).hexdigest()[:16] + '"'
         if reply.status == 200 and h.headers.get("If-None-Match") == etag:
+            entry.status = 304  # before answering: the client may read the log right after
             h.send_response(304)
             h.send_header("ETag", etag)
             h.send_header("X-Soundalike-Fixture", "1")
             h.end_headers()
-            entry.status = 304
             return
         try:
             h.send_response(reply.status)

@@ -110,9 +110,9 @@ def enrich(
     todo = list(artists) if artists is not None else store.artists()
     summary = EnrichSummary(n_artists=len(todo), offline=offline, sources={s: Counter() for s in chosen})
     t0 = time.monotonic()
-    lastfm_disabled: str | None = None
+    lastfm_disabled: tuple[str, str] | None = None  # (status, message) for the rest of the run
     if "lastfm" in chosen and not settings.lastfm_api_key:
-        lastfm_disabled = "no Last.fm API key: set LASTFM_API_KEY (free at https://www.last.fm/api/account/create)"
+        lastfm_disabled = ("skipped", "no Last.fm API key: set LASTFM_API_KEY (free at https://www.last.fm/api/account/create)")
     for i, artist in enumerate(todo):
         now = client.clock.time()
         ident = resolve(client, artist, min_score=settings.min_score, limit=settings.search_limit, pages=settings.search_pages)
@@ -123,12 +123,13 @@ def enrich(
         any_failed = ident.status == "failed"
         for source in chosen:
             if source == "lastfm" and lastfm_disabled:
-                status, message = ("skipped", lastfm_disabled)
+                status, message = lastfm_disabled
             else:
                 try:
                     status, message = _fetch_source(client, settings, source, artist, ident)
                 except lastfm.LastfmAuthError as exc:
-                    lastfm_disabled = str(exc)
+                    # A rejected key fails every artist; ask once, not once per artist.
+                    lastfm_disabled = ("failed", str(exc))
                     status, message = "failed", str(exc)
                     summary.failures.append(Failure(artist.name, source, exc.kind, str(exc)))
                 except FetchError as exc:
@@ -168,13 +169,27 @@ def _fetch_source(client: HttpClient, settings: EnrichSettings, source: str, art
         return ("ok", None) if rows else ("not_found", "ListenBrainz has no similar artists for this MBID")
     # lastfm: by name (Last.fm is keyed by names; its MBID index is sparse)
     key = settings.lastfm_api_key or ""
-    sim = lastfm.similar(client, artist.name, api_key=key, limit=settings.similar_limit)
-    if lastfm.error_code(sim.data) in lastfm.NOT_FOUND_CODES or sim.status in (400, 404):
+    errors: list[FetchError] = []
+    found = []
+    for call, parse in ((lambda: lastfm.similar(client, artist.name, api_key=key, limit=settings.similar_limit),
+                         lastfm.parse_similar),
+                        (lambda: lastfm.toptags(client, artist.name, api_key=key), lastfm.parse_toptags)):
+        # One call failing does not stop the other: partial data is still useful.
+        try:
+            resp = call()
+            if lastfm.error_code(resp.data) in lastfm.NOT_FOUND_CODES or resp.status in (400, 404):
+                found.append(False)
+                continue
+            _check(source, resp, parse)
+            found.append(True)
+        except lastfm.LastfmAuthError:
+            raise
+        except FetchError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    if not any(found):
         return "not_found", f"Last.fm does not know {artist.name!r}"
-    _check(source, sim, lastfm.parse_similar)
-    tags = lastfm.toptags(client, artist.name, api_key=key)
-    if lastfm.error_code(tags.data) is None and tags.ok:
-        _check(source, tags, lastfm.parse_toptags)
     return "ok", None
 
 
