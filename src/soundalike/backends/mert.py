@@ -79,13 +79,6 @@ def window_starts(n_samples: int, win: int, hop: int) -> list[int]:
     return starts
 
 
-def _n_frames(n_samples: int, kernels=(10, 3, 3, 3, 3, 2, 2), strides=(5, 2, 2, 2, 2, 2, 2)) -> int:
-    n = n_samples
-    for k, s in zip(kernels, strides):
-        n = (n - k) // s + 1
-    return n
-
-
 # --- weights --------------------------------------------------------------------------------------
 def find_mert_weights(variant: str, weights: str | os.PathLike[str] | None = None) -> tuple[Path, Path] | None:
     """``(config.json, weights file)`` of a MERT release, or None when not found.
