@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ._common import cli_command, err, open_db, out, print_json, progress_bar, split_list
 from .library_cmds import DbOpt
@@ -32,7 +33,12 @@ def register(app: typer.Typer) -> None:
         from ..enrich.cache import load_identities
         from ..enrich.identity import review_lines
 
-        sources = parse_sources(split_list(source))
+        from ..errors import ParameterError
+
+        try:
+            sources = parse_sources(split_list(source))
+        except ParameterError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--source") from None
         if review:
             with open_db(db, readonly=True) as store:
                 names = {a.artist_id: a.name for a in store.artists()}
@@ -45,8 +51,8 @@ def register(app: typer.Typer) -> None:
                 out.print("No identities yet: run `soundalike enrich` first.")
                 return
             for line in review_lines(pending, names):
-                out.print(line, markup=False, highlight=False)
-            out.print(f"{len(pending)} of {len(rows)} artists need review.", highlight=False)
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            out.print(f"{len(pending)} of {len(rows)} artists need review.", highlight=False, soft_wrap=True)
             return
         settings = EnrichSettings.from_env()
         with open_db(db) as store:
@@ -56,7 +62,7 @@ def register(app: typer.Typer) -> None:
             paths = export_csv(store, export, settings=settings) if export is not None else None
         _print_summary(summary, settings, offline)
         if paths:
-            err.print("exported " + ", ".join(str(p) for p in paths.values()), highlight=False)
+            err.print("exported " + ", ".join(str(p) for p in paths.values()), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             doc = summary.as_json()
             if paths:
@@ -66,7 +72,8 @@ def register(app: typer.Typer) -> None:
 
 def _print_summary(summary, settings, offline: bool) -> None:
     for f in summary.failures:
-        err.print(f"[red]failed[/] [{f.source}/{f.kind}] {f.artist}: {f.message}", highlight=False)
+        err.print(f"[red]failed[/] " + escape(f"[{f.source}/{f.kind}] {f.artist}: {f.message}"), highlight=False,
+                  soft_wrap=True)
     parts = [f"{s} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) for s, c in summary.sources.items()]
     h = summary.http
     err.print(
@@ -74,14 +81,14 @@ def _print_summary(summary, settings, offline: bool) -> None:
         f"ambiguous, {summary.artists['not_found']} not found, {summary.artists['failed']} failed"
         + (f"; {'; '.join(parts)}" if parts else "")
         + f"; requests {h.get('requests', 0)} (retried {h.get('retried', 0)}), cached {h.get('cached', 0)}, "
-        f"revalidated {h.get('revalidated', 0)}" + (" [offline]" if offline else ""),
-        highlight=False,
+        f"revalidated {h.get('revalidated', 0)}" + (" (offline: cache only)" if offline else ""),
+        highlight=False, soft_wrap=True,
     )
     if summary.fixture_responses:
         err.print(f"note: {summary.fixture_responses} cached responses are test FIXTURES (served by a local fake "
-                  "server), not real service data.", highlight=False)
+                  "server), not real service data.", highlight=False, soft_wrap=True)
     if summary.artists["ambiguous"] or summary.artists["not_found"]:
-        err.print("Run `soundalike enrich --review` to see the candidates and pin ids in the manifest.", highlight=False)
+        err.print("Run `soundalike enrich --review` to see the candidates and pin ids in the manifest.", highlight=False, soft_wrap=True)
     if "contact not configured" in settings.contact and not offline and summary.http.get("requests"):
         err.print("note: set SOUNDALIKE_CONTACT (e-mail or URL) so MusicBrainz can reach you about your requests.",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
