@@ -111,7 +111,8 @@ def enrich(
     summary = EnrichSummary(n_artists=len(todo), offline=offline, sources={s: Counter() for s in chosen})
     t0 = time.monotonic()
     lastfm_disabled: tuple[str, str] | None = None  # (status, message) for the rest of the run
-    if "lastfm" in chosen and not settings.lastfm_api_key:
+    # Offline, the key is not needed: cache keys never contain it.
+    if "lastfm" in chosen and not settings.lastfm_api_key and not offline:
         lastfm_disabled = ("skipped", "no Last.fm API key: set LASTFM_API_KEY (free at https://www.last.fm/api/account/create)")
     for i, artist in enumerate(todo):
         now = client.clock.time()

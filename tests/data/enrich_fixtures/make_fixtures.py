@@ -7,6 +7,10 @@ Last.fm URL contains "fixture". Tags mirror the demo library's genres, so never 
 metrics with them (CONTRACTS.md "no label leaks"). Rerun to regenerate:
 
     python tests/data/enrich_fixtures/make_fixtures.py
+
+and pre-fill a library database's cache with them (the demo flow, offline):
+
+    python tests/data/enrich_fixtures/make_fixtures.py --prefill out/demo/library.db
 """
 
 from __future__ import annotations
@@ -160,6 +164,43 @@ ERRORS = {
 }
 
 
+def prefill_cache(db_path, *, names=None) -> int:
+    """Fill a library database's enrichment cache with these FIXTURES (no server, no network),
+    as if ``soundalike enrich`` had fetched them with default settings; returns the count.
+
+    Every row is marked ``note='fixture'``, so ``soundalike enrich`` says it reads fixtures.
+    """
+    from soundalike.enrich import lastfm, listenbrainz, musicbrainz
+    from soundalike.enrich.cache import ResponseCache
+    from soundalike.enrich.http import request_key
+    from soundalike.enrich.settings import DEFAULT_URLS, EnrichSettings
+    from soundalike.store import Store
+
+    settings = EnrichSettings()
+    n = 0
+    with Store(db_path) as store:
+        cache = ResponseCache(store)
+        for name in names or DEMO:
+            s = slug(name)
+            m = mbid(name)
+            reqs = [
+                ("musicbrainz", *musicbrainz.search_request(name, limit=settings.search_limit), (), f"musicbrainz/search_{s}.json"),
+                ("musicbrainz", *musicbrainz.lookup_request(m), (), f"musicbrainz/artist_{s}.json"),
+                ("listenbrainz", *listenbrainz.similar_request(m, algorithm=settings.listenbrainz_algorithm), (),
+                 f"listenbrainz/similar_{s}.json"),
+                ("lastfm", *lastfm.similar_request(name, api_key="", limit=settings.similar_limit), lastfm.SECRET,
+                 f"lastfm/getsimilar_{s}.json"),
+                ("lastfm", *lastfm.toptags_request(name, api_key=""), lastfm.SECRET, f"lastfm/gettoptags_{s}.json"),
+            ]
+            for source, path, params, secret, rel in reqs:
+                key = request_key(path, params, secret=secret)
+                body = (HERE / rel).read_text(encoding="utf-8")
+                cache.put(source, key, DEFAULT_URLS[source] + key + "#fixture", status=200, fetched_ts=0.0,
+                          content_type="application/json", body=body, note="fixture")
+                n += 1
+    return n
+
+
 def main() -> None:
     for sub in ("musicbrainz", "listenbrainz", "lastfm"):
         (HERE / sub).mkdir(exist_ok=True)
@@ -183,4 +224,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--prefill":
+        print(f"{prefill_cache(sys.argv[2])} fixture responses written into {sys.argv[2]}")
+    else:
+        main()
