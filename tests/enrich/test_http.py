@@ -32,7 +32,7 @@ def test_success_sends_descriptive_user_agent_and_caches(services, settings_for,
     assert again.from_cache and again.data == resp.data
     assert len(services.requests()) == 1
     assert client.stats["musicbrainz"].as_json() | {"waited_s": 0} == {
-        "requests": 1, "retried": 0, "cached": 1, "revalidated": 0, "failed": 0, "waited_s": 0}
+        "requests": 1, "retried": 0, "cached": 1, "revalidated": 0, "failed": 0, "stale": 0, "waited_s": 0}
 
 
 def test_rate_limit_one_per_second_on_the_server_clock(services, settings_for, fake_clock):
@@ -165,6 +165,17 @@ def test_conditional_request_revalidates_with_etag(services, settings_for, fake_
     assert reqs[1].headers.get("If-None-Match") and reqs[1].status == 304
     assert second.revalidated and second.data == first.data
     assert client.stats["musicbrainz"].revalidated == 1
+
+
+def test_stale_answer_used_when_refresh_fails(services, settings_for, fake_clock, store):
+    cache = ResponseCache(store)
+    HttpClient(settings_for(services), cache=cache, clock=fake_clock).get_json("musicbrainz", *mb_path())
+    services.add_fault("musicbrainz", "/artist/", *[Reply(503, {"error": "down"})] * 3)
+    client = HttpClient(settings_for(services, expiry_s=0.0, max_retries=2), cache=cache, clock=fake_clock)
+    resp = client.get_json("musicbrainz", *mb_path())
+    assert resp.stale and resp.from_cache and resp.data["name"] == "Askyel"
+    st = client.stats["musicbrainz"]
+    assert (st.requests, st.retried, st.stale, st.failed) == (3, 2, 1, 0)
 
 
 def test_offline_uses_only_the_cache(services, settings_for, fake_clock, store):

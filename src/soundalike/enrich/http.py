@@ -87,6 +87,7 @@ class Response:
     from_cache: bool = False
     revalidated: bool = False
     fixture: bool = False
+    stale: bool = False  # a cached answer used because a refresh failed
 
     @property
     def ok(self) -> bool:
@@ -95,18 +96,21 @@ class Response:
 
 @dataclass
 class FetchStats:
-    """Counters of one client: requests sent, retries, cache hits, 304s, failures, waits."""
+    """Counters of one client: requests sent, retries, cache hits, 304s, failures, stale answers
+    used because a refresh failed, and seconds waited for the rate limit and backoff."""
 
     requests: int = 0
     retried: int = 0
     cached: int = 0
     revalidated: int = 0
     failed: int = 0
+    stale: int = 0
     waited_s: float = 0.0
 
     def as_json(self) -> dict:
         return {"requests": self.requests, "retried": self.retried, "cached": self.cached,
-                "revalidated": self.revalidated, "failed": self.failed, "waited_s": round(self.waited_s, 3)}
+                "revalidated": self.revalidated, "failed": self.failed, "stale": self.stale,
+                "waited_s": round(self.waited_s, 3)}
 
 
 class RateLimiter:
@@ -195,7 +199,7 @@ class HttpClient:
     def total_stats(self) -> FetchStats:
         out = FetchStats()
         for st in self.stats.values():
-            for name in ("requests", "retried", "cached", "revalidated", "failed", "waited_s"):
+            for name in ("requests", "retried", "cached", "revalidated", "failed", "stale", "waited_s"):
                 setattr(out, name, getattr(out, name) + getattr(st, name))
         return out
 
@@ -236,6 +240,23 @@ class HttpClient:
             stats.failed += 1
             raise FetchError(f"{source}: {shown_url} is not in the cache and --offline was given; "
                              "run once without --offline to fetch it.", kind="offline", url=shown_url)
+        try:
+            return self._fetch(source, base, key, url, shown_url, cached, retry_if, validate)
+        except FetchError as exc:
+            if cached is not None and cached.status == 200 and exc.kind != "auth":
+                # stale-if-error: an old answer beats none (the next run revalidates again).
+                stats.stale += 1
+                log.warning("%s Using the cached answer of %s.", exc, cached.fetched or "an earlier run")
+                out = cached.to_response(source, key)
+                out.stale = True
+                return out
+            stats.failed += 1
+            raise
+
+    def _fetch(self, source: str, base: str, key: str, url: str, shown_url: str, cached: "CachedResponse | None",
+               retry_if: Callable[[Any], float | None] | None, validate: Callable[[Any], Any] | None) -> Response:
+        """The request loop: rate limit, conditional headers, retries with backoff."""
+        stats = self.stats[source]
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if cached is not None and cached.status == 200:
             if cached.etag:
@@ -275,7 +296,6 @@ class HttpClient:
                     try:
                         data = json.loads(body) if body.strip() else None
                     except ValueError as exc:
-                        stats.failed += 1
                         raise FetchError(f"{source}: {shown_url} returned malformed JSON (HTTP {status}: {exc}).",
                                          kind="malformed", url=shown_url, status=status) from None
                     hint = retry_if(data) if (200 <= status < 300 and retry_if is not None) else None
@@ -289,8 +309,7 @@ class HttpClient:
                             try:
                                 validate(data)
                             except ValueError as exc:
-                                stats.failed += 1
-                                raise FetchError(f"{source}: {shown_url} is not the expected answer ({exc}).",
+                                        raise FetchError(f"{source}: {shown_url} is not the expected answer ({exc}).",
                                                  kind="malformed", url=shown_url, status=status) from None
                         now = self.clock.time()
                         if self.cache is not None:
@@ -300,17 +319,14 @@ class HttpClient:
                                            note="fixture" if fixture else None)
                         return Response(source, key, shown_url, status, data, fixture=fixture)
                     else:
-                        stats.failed += 1
                         kind = "auth" if status in (401, 403) else "http"
                         raise FetchError(f"{source}: {shown_url} answered HTTP {status}.", kind=kind, url=shown_url,
                                          status=status, data=data)
             if attempt >= self.settings.max_retries:
-                stats.failed += 1
                 raise failure
             if delay is None:
                 delay = self.settings.backoff_s * (2 ** attempt)
             if delay > self.settings.max_backoff_s:
-                stats.failed += 1
                 raise FetchError(f"{failure} The server asked to wait {delay:.0f} s, more than the "
                                  f"{self.settings.max_backoff_s:.0f} s allowed; try again later.",
                                  kind=failure.kind, url=shown_url, status=failure.status)
