@@ -13,6 +13,9 @@ Layout notes (what must match TensorFlow for the real weights to give the same n
 * the back end concatenates max- and mean-pooled maps on a new last axis and flattens, so the
   1506-d dense input interleaves them: ``[max_0, mean_0, max_1, mean_1, ...]``;
 * the VGG flattens ``pool5`` in NHWC order before its dense layer.
+
+Outputs are float64 tensors for the layers after the (float32) front end (see ``TAIL_DTYPE``);
+callers cast them to float32.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ N_MELS = 96
 #: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1, as upstream computes it
 PATCH_FRAMES = 187
 BN_EPS = 1e-3
+#: The cheap late layers (musicnn's mid and back end, ~4 % of its FLOPs; the VGG's last two conv
+#: blocks and output) run in float64. oneDNN picks other float32 kernels for other batch sizes
+#: there, so a clip's float32 result would depend on what it is batched with (~1e-6 relative);
+#: in float64 the results round to the same float32 values whatever the batch.
+TAIL_DTYPE = torch.float64
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
@@ -116,6 +124,8 @@ class MusicnnNet(nn.Module):
         self.dense = nn.Linear(2 * self.n_pooled, n_units)
         self.dense_bn = _bn(n_units, 1)
         self.out = nn.Linear(n_units, n_classes)
+        for m in (self.mid, self.mid_bn, self.pool_bn, self.dense, self.dense_bn, self.out):
+            m.to(TAIL_DTYPE)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.in_bn(x.unsqueeze(1))  # (B, 1, T, F)
@@ -127,7 +137,7 @@ class MusicnnNet(nn.Module):
             before = (k - 1) // 2  # TF "same": the extra row of padding goes at the end
             y = conv(F.pad(x, (0, 0, before, k - 1 - before)))
             feats.append(bn(F.relu(y)).amax(dim=3))
-        front = torch.cat(feats, dim=1)  # (B, 561, T)
+        front = torch.cat(feats, dim=1).to(TAIL_DTYPE)  # (B, 561, T)
 
         m1 = self.mid_bn[0](F.relu(self.mid[0](F.pad(front, (3, 3)))))
         m2 = self.mid_bn[1](F.relu(self.mid[1](F.pad(m1, (3, 3))))) + m1
@@ -167,6 +177,7 @@ class VggNet(nn.Module):
     ``pool5`` that feeds the output layer (``(batch, 256)`` for 187 x 96 input).
     """
 
+    _TAIL_FROM = 3  # conv blocks 4 and 5 (small maps) run in TAIL_DTYPE
     _POOLS = ((4, 1), (2, 2), (2, 2), (2, 2), (4, 4))
     _STRIDES = ((2, 2), (2, 2), (2, 2), (2, 2), (4, 4))
 
@@ -182,10 +193,16 @@ class VggNet(nn.Module):
             t, f = (t - pt) // st + 1, (f - pf) // sf + 1
         self.n_penultimate = t * f * n_filters
         self.out = nn.Linear(self.n_penultimate, n_classes)
+        for i in range(self._TAIL_FROM, 5):
+            self.convs[i].to(TAIL_DTYPE)
+            self.bns[i].to(TAIL_DTYPE)
+        self.out.to(TAIL_DTYPE)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.in_bn(x.unsqueeze(1))
-        for conv, bn, pool, stride in zip(self.convs, self.bns, self._POOLS, self._STRIDES):
+        for i, (conv, bn, pool, stride) in enumerate(zip(self.convs, self.bns, self._POOLS, self._STRIDES)):
+            if i == self._TAIL_FROM:
+                x = x.to(TAIL_DTYPE)
             x = F.max_pool2d(bn(F.relu(conv(x))), pool, stride)
         flat = x.permute(0, 2, 3, 1).flatten(1)  # NHWC order, as tf.layers.flatten sees it
         return {"logits": self.out(flat), "penultimate": flat}

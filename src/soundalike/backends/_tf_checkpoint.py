@@ -8,8 +8,7 @@ tensor's crc32c is checked, so a damaged file raises :class:`WeightsError` inste
 producing wrong numbers.
 
 The musicnn checkpoints use an empty prefix (the files are ``.index`` and
-``.data-00000-of-00001`` inside the model folder); pass the folder with a trailing separator or
-``folder / ""``-style prefix, or the folder itself (see :func:`resolve_prefix`).
+``.data-00000-of-00001`` inside the model folder): pass the folder (see :func:`checkpoint_files`).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..errors import WeightsError
 
-__all__ = ["read_tf_checkpoint", "resolve_prefix", "crc32c", "is_optimizer_slot"]
+__all__ = ["read_tf_checkpoint", "checkpoint_files", "crc32c", "is_optimizer_slot"]
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_LEN = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
@@ -256,43 +255,34 @@ def _parse_entry(value: bytes) -> dict:
 
 
 # --- public ----------------------------------------------------------------------------------
-def resolve_prefix(path: str | Path) -> Path:
-    """The checkpoint prefix for `path`.
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """``(index_path, data_path)`` of the single-shard checkpoint at `path`.
 
-    Accepts the prefix itself (``model.ckpt`` for ``model.ckpt.index``), an ``.index`` file, or a
-    folder holding one bundle (musicnn's folders hold ``.index`` with an empty prefix, or a
-    single ``NAME.index``).
+    `path` is the prefix itself (``model.ckpt`` for ``model.ckpt.index``), the ``.index`` file,
+    or a folder holding one checkpoint (musicnn's folders hold ``.index`` and
+    ``.data-00000-of-00001``: an empty prefix).
     """
-    p = Path(path)
+    p = Path(path).expanduser()
     if p.is_dir():
         if (p / ".index").is_file():
-            return p / ""  # Path drops the empty part; handled by _files()
-        found = sorted(p.glob("*.index"))
-        if len(found) == 1:
-            return found[0].with_suffix("")
-        if not found:
-            raise WeightsError(
-                f"No TensorFlow checkpoint (.index file) in folder {str(p)!r}; point weights= at a "
-                "folder holding a checkpoint, or install the musicnn weights with "
-                "pip install --no-deps musicnn==0.1.0."
-            )
-        raise WeightsError(f"Folder {str(p)!r} holds several checkpoints ({[f.name for f in found]}); name one prefix.")
-    if p.suffix == ".index":
-        return p.with_suffix("")
-    return p
-
-
-def _files(prefix: Path, *, folder_prefix: bool) -> tuple[Path, Path]:
-    if folder_prefix:
-        return prefix / ".index", prefix / ".data-00000-of-00001"
-    return Path(f"{prefix}.index"), Path(f"{prefix}.data-00000-of-00001")
-
-
-def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
-    """``(index_path, data_path)`` of the single-shard checkpoint at `path` (see :func:`resolve_prefix`)."""
-    p = Path(path)
-    folder_prefix = p.is_dir() and (p / ".index").is_file()
-    return _files(p if folder_prefix else resolve_prefix(p), folder_prefix=folder_prefix)
+            prefix = str(p / "_")[:-1]  # "folder/": the empty prefix inside the folder
+        else:
+            found = sorted(f for f in p.glob("*.index") if f.name != ".index")
+            if not found:
+                raise WeightsError(
+                    f"No TensorFlow checkpoint (.index file) in folder {str(p)!r}; point weights= at "
+                    "a folder holding one, or install the musicnn weights with "
+                    "pip install --no-deps musicnn==0.1.0."
+                )
+            if len(found) > 1:
+                names = [f.name for f in found]
+                raise WeightsError(f"Folder {str(p)!r} holds several checkpoints ({names}); name one prefix.")
+            prefix = str(found[0])[: -len(".index")]
+    elif p.name.endswith(".index"):
+        prefix = str(p)[: -len(".index")]
+    else:
+        prefix = str(p)
+    return Path(prefix + ".index"), Path(prefix + ".data-00000-of-00001")
 
 
 def read_tf_checkpoint(
@@ -306,7 +296,8 @@ def read_tf_checkpoint(
     Parameters
     ----------
     path : str or Path
-        Checkpoint prefix, ``.index`` file, or folder holding one checkpoint.
+        Checkpoint prefix, ``.index`` file, or folder holding one checkpoint
+        (:func:`checkpoint_files`).
     skip_optimizer : bool
         Leave out optimizer state (Adam slots, ``beta1_power``, ``global_step``), keeping the
         model variables only.
