@@ -204,6 +204,32 @@ def test_noise_is_flatter_than_a_sine(model, rng):
     assert sine["acousticness"] > noise["acousticness"]
 
 
+def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Syllables: a band-passed glottal buzz with gliding pitch, a fricative hiss, a pause."""
+    import scipy.signal as sg
+
+    parts, n_total = [], 0
+    band = sg.butter(2, [300, 3000], btype="band", fs=SR)
+    high = sg.butter(2, 4000, btype="high", fs=SR)
+    while n_total < seconds * SR:
+        n = int(rng.uniform(0.12, 0.25) * SR)
+        f0 = rng.uniform(100, 180) * (1 + 0.2 * np.arange(n) / SR)
+        voiced = sg.lfilter(*band, sg.sawtooth(2 * np.pi * np.cumsum(f0) / SR)) * np.hanning(n)
+        nf = int(rng.uniform(0.03, 0.1) * SR)
+        hiss = 0.3 * sg.lfilter(*high, rng.standard_normal(nf)) * np.hanning(nf)
+        parts += [voiced, hiss, np.zeros(int(rng.uniform(0.05, 0.3) * SR))]
+        n_total += n + nf + len(parts[-1])
+    y = np.concatenate(parts)[: int(seconds * SR)]
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_speech_like_audio_scores_higher_speechiness_than_music(model, rng):
+    speech = model.describe(speech_like(8.0, rng))
+    music = model.describe(sequence(A_MINOR_CADENCE, 1.0, repeats=2))
+    assert speech["speechiness"] > 0.4 > music["speechiness"]
+    assert speech["instrumentalness"] < music["instrumentalness"]
+
+
 # --- edge cases ----------------------------------------------------------------------------
 def test_short_clip_is_finite_without_rhythm(model):
     y = note((57, 60, 64), 0.5)

@@ -128,22 +128,23 @@ def perceptual_scores(v: dict[str, float]) -> dict[str, float]:
         return dict.fromkeys(SCORE_NAMES, 0.0)
     tempo = v["tempo_bpm"]
     # shared terms, each 0..1
-    loud = _clip01((v["loudness_lufs"] + 40.0) / 32.0)  # -40 LUFS -> 0, -8 LUFS -> 1
+    loud = _clip01((v["loudness_lufs"] + 30.0) / 22.0)  # -30 LUFS -> 0, -8 LUFS -> 1
     compressed = 1.0 - _clip01(v["loudness_range_lu"] / 20.0)  # small loudness range
     bright = _clip01((v["spectral_centroid_mean"] - 500.0) / 3000.0)
     noisy = _clip01(v["spectral_flatness_mean"] / 0.05)
     onsets = _clip01(v["onset_rate"] / 6.0)
     flux = _clip01(v["spectral_flux"] / 2.0)
     pulse = _clip01(v["tempo_confidence"] / 0.6)
-    beat = _clip01((v["beat_salience"] - 1.0) / 1.5)
+    beat = _clip01((v["beat_salience"] - 1.0) / 4.0)  # onset strength on beats / overall
     tempo_pref = float(np.exp(-0.5 * (np.log2(tempo / 120.0) / 0.35) ** 2)) if tempo > 0 else 0.0
     tonal = _clip01(v["key_strength"] / 0.8)
     harmonic = _clip01((v["harmonic_ratio"] - 0.3) / 0.5)
 
-    energy = 0.40 * loud + 0.15 * compressed + 0.15 * bright + 0.10 * noisy + 0.10 * onsets + 0.10 * flux
+    energy = 0.45 * loud + 0.10 * compressed + 0.15 * bright + 0.10 * noisy + 0.10 * onsets + 0.10 * flux
     dance = 0.30 * pulse + 0.25 * beat + 0.25 * v["tempo_stability"] + 0.20 * tempo_pref
     mode_term = 0.5 + (v["mode"] - 0.5) * tonal  # 0.5 when there is no clear key
-    valence = 0.40 * mode_term + 0.20 * _clip01((tempo - 60.0) / 120.0) + 0.20 * bright + 0.20 * dance
+    fast = _clip01((tempo - 60.0) / 120.0)
+    valence = 0.45 * mode_term + 0.20 * fast + 0.20 * dance + 0.15 * (1.0 - noisy)
 
     acoustic = 0.35 * harmonic + 0.25 * (1.0 - noisy) + 0.20 * (1.0 - loud) + 0.20 * (1.0 - bright)
 
