@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fake_services import FakeClock, FakeServices, Reply, _load  # noqa: E402
-from conftest import demo_artists  # noqa: E402
+from _enrich_support import demo_artists  # noqa: E402
 
 from soundalike.enrich import enrich, musicbrainz  # noqa: E402
 from soundalike.enrich.cache import ResponseCache  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import add_artist
+from _enrich_support import add_artist
 from typer.testing import CliRunner
 
 from soundalike.cli import app

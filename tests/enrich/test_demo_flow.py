@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEMO_MANIFEST, REPO
+from _enrich_support import DEMO_MANIFEST, REPO
 from typer.testing import CliRunner
 
 from soundalike.cli import app

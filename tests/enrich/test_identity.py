@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import add_artist
+from _enrich_support import add_artist
 
 from soundalike.enrich import enrich
 from soundalike.enrich.cache import load_identities, load_status

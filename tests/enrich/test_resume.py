@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from _fake_services import FakeServices
-from conftest import add_artist, demo_artists
+from _enrich_support import add_artist, demo_artists
 
 from soundalike.store import Store
 

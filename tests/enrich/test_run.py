@@ -105,7 +105,7 @@ def test_signal_inputs_from_the_cache(demo_store, services, settings_for, fake_c
 
 
 def test_signal_inputs_ignore_ambiguous_identities(store, services, settings_for, fake_clock):
-    from conftest import add_artist
+    from _enrich_support import add_artist
 
     services.search_pages["Askyel"] = [{"id": "6b658c7e-6ec5-5aca-b9f1-d80faeeefb1c", "name": "Askyel", "score": 60}]
     add_artist(store, "Askyel")
