@@ -15,6 +15,8 @@ Calibrations (estimators in :mod:`soundalike.calibration`):
 ``nicdm``         local scaling by the k-NN radii, on centred cosine
 ``csls``          cross-domain similarity local scaling, on centred cosine
 
+Metrics (mAP, genre P@k, hubness, bootstrap) live in :mod:`soundalike.metrics`.
+
 Profiles: ``centroid`` (mean of the artist's normalised track vectors) and ``set`` (the
 artist as a set of tracks: symmetric soft-Chamfer, the mean best-match similarity in both
 directions).
@@ -48,10 +50,6 @@ __all__ = [
     "track_similarity",
     "top_k",
     "pair_stats",
-    "hubness",
-    "average_precision_rows",
-    "same_artist_map",
-    "genre_precision",
 ]
 
 CALIBRATIONS = ("none", "center", "zscore", "whiten", "mp-empirical", "mp-gaussian", "nicdm", "csls")
@@ -333,104 +331,3 @@ def pair_stats(S: np.ndarray) -> dict[str, float]:
         return {"min": float("nan"), "max": float("nan"), "mean": float("nan"), "std": float("nan"), "range": float("nan")}
     return {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()), "std": float(v.std()),
             "range": float(v.max() - v.min())}
-
-
-# --------------------------------------------------------------------------------------------
-# retrieval metrics (used to choose the default calibration and by the experiments)
-# --------------------------------------------------------------------------------------------
-def _ranked(S: np.ndarray, i: int, exclude: np.ndarray | None = None) -> np.ndarray:
-    order = np.argsort(-S[i], kind="stable")
-    keep = order != i
-    if exclude is not None:
-        keep &= ~exclude[order]
-    return order[keep]
-
-
-def hubness(S: np.ndarray, *, k: int = 5) -> dict[str, float]:
-    """k-occurrence statistics: how often each item is in the others' top k.
-
-    Returns ``{"k", "max_occurrence", "skewness", "n_items"}``; a hub has a large occurrence
-    (14 of 15 others' top 5 is the seeds' "similar to everyone" artist).
-    """
-    n = S.shape[0]
-    k = min(check_positive_int("k", k), max(n - 1, 1))
-    occ = np.zeros(n, dtype=int)
-    for i in range(n):
-        occ[_ranked(S, i)[:k]] += 1
-    sd = occ.std()
-    skew = float(((occ - occ.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
-    return {"k": k, "max_occurrence": int(occ.max()) if n else 0, "skewness": skew, "n_items": n}
-
-
-def average_precision_rows(S: np.ndarray, relevant: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
-    """Average precision of each query row of `S` (the query itself left out).
-
-    Parameters
-    ----------
-    S : np.ndarray [shape=(n, n)]   scores, larger = more similar
-    relevant : np.ndarray [shape=(n, n), bool]   relevant[i, j]: j is a right answer for i
-    queries : array of int, optional   rows to score (default: every row with a relevant item)
-
-    Returns
-    -------
-    np.ndarray [shape=(n_queries,)]   NaN for a query with no relevant item
-    """
-    n = S.shape[0]
-    qs = np.arange(n) if queries is None else np.asarray(queries, dtype=int)
-    out = np.full(len(qs), np.nan)
-    for r, i in enumerate(qs):
-        order = _ranked(S, i)
-        rel = relevant[i, order]
-        if rel.sum() == 0:
-            continue
-        hits = np.cumsum(rel)
-        out[r] = float((hits[rel] / (np.flatnonzero(rel) + 1)).mean())
-    return out
-
-
-def same_artist_map(S: np.ndarray, labels: np.ndarray, *, queries: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Mean average precision of same-artist track retrieval.
-
-    Every track with at least one other track by its artist queries all other tracks.
-
-    Returns
-    -------
-    mAP : float
-    ap : np.ndarray [shape=(n_queries,)]   per query (NaN where the artist has one track)
-    """
-    labels = np.asarray(labels)
-    rel = labels[:, None] == labels[None, :]
-    np.fill_diagonal(rel, False)
-    ap = average_precision_rows(S, rel, queries)
-    return (float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")), ap
-
-
-def genre_precision(S: np.ndarray, genres: list, *, k: int = 5) -> dict[str, float]:
-    """Artist-level genre precision at k, with its ceiling and chance level (CONTRACTS.md).
-
-    Parameters
-    ----------
-    S : np.ndarray [shape=(n_artists, n_artists)]
-    genres : list [n_artists]   artist genre (None: the artist is left out as a query)
-
-    Returns
-    -------
-    ``{"k", "precision", "ceiling", "chance", "n_queries"}``: ceiling = the best any ranking can
-    reach given the genre group sizes, chance = a random ranking's expectation.
-    """
-    n = S.shape[0]
-    g = np.asarray([x if x is not None else "\0none" for x in genres], dtype=object)
-    k = min(check_positive_int("k", k), max(n - 1, 1))
-    prec, ceil, chance = [], [], []
-    for i in range(n):
-        if genres[i] is None:
-            continue
-        same = (g == g[i])
-        same[i] = False
-        n_same = int(same.sum())
-        order = _ranked(S, i)[:k]
-        prec.append(same[order].mean())
-        ceil.append(min(k, n_same) / k)
-        chance.append(n_same / (n - 1))
-    m = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {"k": k, "precision": m(prec), "ceiling": m(ceil), "chance": m(chance), "n_queries": len(prec)}
