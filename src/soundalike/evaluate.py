@@ -146,7 +146,9 @@ def parse_experiment(doc: Any, *, source: str = "<dict>", base: Path | None = No
         if not isinstance(v, str):
             raise _err(source, key, f"expected a path, got {v!r}.")
         p = Path(os.path.expandvars(v)).expanduser()
-        return p if p.is_absolute() else base / p
+        if "$" in str(p):  # an unset environment variable: treat as not given
+            return None
+        return p if p.is_absolute() else Path(os.path.normpath(base / p))
 
     raw_backends = doc.get("backends")
     if not raw_backends:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from html import escape
 
-__all__ = ["render_html", "heatmap_svg"]
+import numpy as np
+
+from .tables import report_tables
+
+__all__ = ["render_html", "heatmap_svg", "histogram_svg", "scatter_svg", "table_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;font-size:.9rem}
 th{background:#f3f3f3}.warn{background:#fff3cd;padding:.5rem;border:1px solid #e0c36c}
-.meta{color:#555}svg text{font-size:10px}
+.meta{color:#555}svg text{font-size:10px}caption{caption-side:top;text-align:left;color:#555;font-size:.8rem;padding:.25rem 0}
+.note{color:#444;font-size:.85rem;max-width:1000px}.figs{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
+figure{margin:0}figcaption{font-size:.85rem;color:#333}td.l{white-space:nowrap}
 """
 
 
@@ -38,6 +44,77 @@ def heatmap_svg(names: list[str], M: list[list[float]], *, title: str) -> str:
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def table_html(t: dict) -> str:
+    """One table of :func:`report_tables` as an HTML table with its caption and note."""
+    h = [f"<h3>{escape(t['title'])}</h3><table><caption>{escape(t['caption'])}</caption><tr>"]
+    h += [f"<th>{escape(str(c))}</th>" for c in t["columns"]]
+    h.append("</tr>")
+    for row in t["rows"]:
+        h.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>")
+    h.append("</table>")
+    if t.get("note"):
+        h.append(f"<p class='note'>{escape(t['note'])}</p>")
+    return "".join(h)
+
+
+def histogram_svg(values, *, title: str, bins: int = 20, lo: float | None = None, hi: float | None = None) -> str:
+    """Bar histogram of `values` (e.g. the artist-pair scores of one model)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    w, h, pad = 320, 160, 30
+    lo = float(v.min()) if lo is None and v.size else (0.0 if lo is None else lo)
+    hi = float(v.max()) if hi is None and v.size else (1.0 if hi is None else hi)
+    if hi <= lo:
+        hi = lo + 1e-6
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    top = max(int(counts.max()) if counts.size else 1, 1)
+    bw = (w - 2 * pad) / bins
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{escape(title)}">',
+             f'<text x="{pad}" y="12">{escape(title)}</text>']
+    for i, c in enumerate(counts):
+        bh = (h - 2 * pad) * c / top
+        parts.append(f'<rect x="{pad + i * bw:.1f}" y="{h - pad - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
+                     f'fill="#2166ac"><title>{edges[i]:.3f}–{edges[i + 1]:.3f}: {c}</title></rect>')
+    parts.append(f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>')
+    parts.append(f'<text x="{pad}" y="{h - pad + 14}">{lo:.2f}</text>')
+    parts.append(f'<text x="{w - pad}" y="{h - pad + 14}" text-anchor="end">{hi:.2f}</text>')
+    parts.append(f'<text x="{pad - 4}" y="{pad + 4}" text-anchor="end">{top}</text>')
+    parts.append(f'<text x="{w / 2:.0f}" y="{h + 10}" text-anchor="middle">{v.size} pairs</text></svg>')
+    return "".join(parts)
+
+
+_PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b15928"]
+
+
+def scatter_svg(names: list[str], xy, *, title: str, groups: list | None = None) -> str:
+    """The 2-D artist map: labelled points, coloured by group (genre) when given."""
+    P = np.asarray(xy, dtype=float).reshape(-1, 2)
+    w, h, pad = 560, 420, 40
+    mn, mx = P.min(axis=0), P.max(axis=0)
+    span = np.where(mx - mn > 0, mx - mn, 1.0)
+    Q = pad + (P - mn) / span * np.array([w - 2 * pad - 120, h - 2 * pad])
+    gs = sorted({str(g) for g in groups}) if groups else []
+    colour = {g: _PALETTE[i % len(_PALETTE)] for i, g in enumerate(gs)}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{escape(title)}">',
+             f'<text x="{pad}" y="14">{escape(title)}</text>']
+    for i, name in enumerate(names):
+        c = colour.get(str(groups[i]), "#333") if groups else "#333"
+        x, y = Q[i, 0], h - Q[i, 1]
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{c}"><title>{escape(name)}'
+                     f'{" — " + escape(str(groups[i])) if groups else ""}</title></circle>')
+        parts.append(f'<text x="{x + 7:.1f}" y="{y + 3:.1f}">{escape(name[:22])}</text>')
+    for j, g in enumerate(gs):
+        parts.append(f'<rect x="{w - 110}" y="{30 + 14 * j}" width="9" height="9" fill="{colour[g]}"/>'
+                     f'<text x="{w - 97}" y="{38 + 14 * j}">{escape(g)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _upper(M) -> np.ndarray:
+    A = np.asarray(M, dtype=float)
+    return A[np.triu_indices(A.shape[0], k=1)] if A.ndim == 2 and A.shape[0] > 1 else np.array([])
 
 
 def render_html(report: dict) -> str:
@@ -72,6 +149,31 @@ def render_html(report: dict) -> str:
             cells = "; ".join(f"{escape(n['artist'])} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
             h.append(f"<tr><td>{escape(artist)}</td><td>{cells}</td></tr>")
         h.append("</table>")
+    genre_of = {a["artist"]: a.get("genre") for a in report.get("artists", [])}
+    models = report.get("models", [])
+    if models:
+        h.append("<h2>Pair-score histograms</h2><p class='meta'>Raw cosine of centroid profiles over all artist pairs "
+                 "(the seeds' measure), one panel per model.</p><div class='figs'>")
+        for m in models:
+            label = f"{m['name']} ({m['weights_kind']} weights) — raw cosine"
+            h.append(f"<figure>{histogram_svg(_upper(m['raw_cosine_matrix']), title=label)}</figure>")
+        h.append("</div>")
+    maps = report.get("artist_maps") or {}
+    if maps:
+        h.append("<h2>Artist maps</h2><p class='meta'>Classical MDS of 1 − calibrated score (centroid profiles); "
+                 "colour = artist genre label. Distances are approximate.</p><div class='figs'>")
+        for b, mp in maps.items():
+            wk = next((m["weights_kind"] for m in models if m["name"] == b), "")
+            title = f"{b} ({wk} weights), calibration {mp.get('calibration')}"
+            h.append(f"<figure>{scatter_svg(mp['artists'], mp['xy'], title=title, groups=[genre_of.get(a) or '–' for a in mp['artists']])}</figure>")
+        h.append("</div>")
+    tables = report_tables(report)
+    if tables:
+        exp = report.get("experiment", {})
+        h.append(f"<h2>Evaluation — experiment {escape(str(exp.get('name', '')))}</h2>")
+        if exp.get("description"):
+            h.append(f"<p class='note'>{escape(exp['description'])}</p>")
+        h.extend(table_html(t) for t in tables)
     runs = report.get("runs") or []
     if runs:
         h.append("<h2>Run summary</h2><table><tr><th>stage</th><th>done</th><th>cached</th><th>failed</th></tr>")

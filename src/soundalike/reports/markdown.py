@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["render_markdown"]
+from .tables import fmt, report_tables
+
+__all__ = ["render_markdown", "markdown_table"]
+
+
+def _cell(x) -> str:
+    return fmt(x).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(t: dict) -> list[str]:
+    """One table of :func:`report_tables` as Markdown lines (title, caption, table, note)."""
+    lines = [f"### {t['title']}", "", f"_{t['caption']}_", "",
+             "| " + " | ".join(_cell(c) for c in t["columns"]) + " |",
+             "|" + "---|" * len(t["columns"])]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t["rows"]]
+    if t.get("note"):
+        lines += ["", t["note"]]
+    return lines + [""]
 
 
 def _fmt(x: float | None, nd: int = 3) -> str:
@@ -49,8 +66,14 @@ def render_markdown(report: dict) -> str:
         for artist, nbs in m["neighbours"].items():
             cells = "; ".join(f"{n['artist']} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
             lines.append(f"| {artist} | {cells} |")
-    if report.get("metrics"):
-        lines += ["", "## Metrics", "", "```", str(report["metrics"]), "```"]
+    tables = report_tables(report)
+    if tables:
+        exp = report.get("experiment", {})
+        lines += ["", f"## Evaluation — experiment `{exp.get('name', '')}`", ""]
+        if exp.get("description"):
+            lines += [exp["description"].strip(), ""]
+        for t in tables:
+            lines += markdown_table(t)
     runs = report.get("runs") or []
     if runs:
         lines += ["", "## Run summary", "", "| stage | done | cached | failed |", "|---|---|---|---|"]
