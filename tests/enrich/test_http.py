@@ -224,3 +224,11 @@ def test_unreachable_host_is_a_network_failure(settings_for, fake_clock):
 def test_request_key_sorts_and_drops_secrets():
     assert request_key("/", {"b": 2, "api_key": "s3cret", "a": "x y"}, secret=("api_key",)) == "/?a=x+y&b=2"
     assert request_key("/artist/x", None) == "/artist/x"
+
+
+def test_header_names_are_case_insensitive(services, settings_for, fake_clock):
+    services.add_fault("musicbrainz", "/artist/", Reply(503, {"error": "busy"}, {"retry-after": "5"}))
+    client = HttpClient(settings_for(services), clock=fake_clock)
+    assert client.get_json("musicbrainz", *mb_path()).status == 200
+    t = [r.t for r in services.requests()]
+    assert t[1] - t[0] == pytest.approx(5.0)

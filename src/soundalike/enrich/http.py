@@ -278,7 +278,7 @@ class HttpClient:
                 reason = getattr(exc, "reason", exc) or type(exc).__name__
                 failure = FetchError(f"{source}: cannot reach {shown_url} ({reason}).", kind="network", url=shown_url)
             else:
-                fixture = FIXTURE_HEADER.lower() in {h.lower() for h in resp_headers}
+                fixture = FIXTURE_HEADER.lower() in resp_headers
                 self._note_rate_headers(host, resp_headers)
                 if status == 304 and cached is not None:
                     stats.revalidated += 1
@@ -288,7 +288,7 @@ class HttpClient:
                     out.revalidated = True
                     return out
                 if status in RETRY_STATUSES:
-                    delay = _retry_after(resp_headers.get("Retry-After"), self.clock)
+                    delay = _retry_after(resp_headers.get("retry-after"), self.clock)
                     kind = "rate_limited" if status in (429, 503) else "http"
                     failure = FetchError(f"{source}: {shown_url} answered HTTP {status} after {attempt + 1} attempt(s).",
                                          kind=kind, url=shown_url, status=status, data=_loads_or_none(body))
@@ -309,13 +309,13 @@ class HttpClient:
                             try:
                                 validate(data)
                             except ValueError as exc:
-                                        raise FetchError(f"{source}: {shown_url} is not the expected answer ({exc}).",
+                                raise FetchError(f"{source}: {shown_url} is not the expected answer ({exc}).",
                                                  kind="malformed", url=shown_url, status=status) from None
                         now = self.clock.time()
                         if self.cache is not None:
                             self.cache.put(source, key, shown_url, status=status, fetched_ts=now,
-                                           etag=resp_headers.get("ETag"), last_modified=resp_headers.get("Last-Modified"),
-                                           content_type=resp_headers.get("Content-Type"), body=body,
+                                           etag=resp_headers.get("etag"), last_modified=resp_headers.get("last-modified"),
+                                           content_type=resp_headers.get("content-type"), body=body,
                                            note="fixture" if fixture else None)
                         return Response(source, key, shown_url, status, data, fixture=fixture)
                     else:
@@ -338,8 +338,8 @@ class HttpClient:
 
     # --- plumbing ------------------------------------------------------------------------
     def _note_rate_headers(self, host: str, headers: Mapping[str, str]) -> None:
-        remaining = headers.get("X-RateLimit-Remaining")
-        reset_in = headers.get("X-RateLimit-Reset-In")
+        remaining = headers.get("x-ratelimit-remaining")
+        reset_in = headers.get("x-ratelimit-reset-in")
         if remaining is not None and reset_in is not None:
             try:
                 if int(remaining) <= 0:
@@ -348,18 +348,19 @@ class HttpClient:
                 pass
 
     def _send(self, url: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], str]:
-        """One GET; returns (status, headers, text). Raises TimeoutError / OSError."""
+        """One GET; returns (status, lowercased headers, text). Raises TimeoutError / OSError."""
         req = urllib.request.Request(url, headers=dict(headers), method="GET")
         try:
             with urllib.request.urlopen(req, timeout=self.settings.timeout_s) as resp:
                 raw = resp.read()
-                return resp.status, dict(resp.headers.items()), raw.decode("utf-8", errors="replace")
+                # Header names are case-insensitive: keep them lowercased.
+                return resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw.decode("utf-8", errors="replace")
         except urllib.error.HTTPError as exc:
             try:
                 raw = exc.read()
             except (OSError, socket.timeout):
                 raw = b""
-            hdrs = dict(exc.headers.items()) if exc.headers else {}
+            hdrs = {k.lower(): v for k, v in exc.headers.items()} if exc.headers else {}
             return exc.code, hdrs, raw.decode("utf-8", errors="replace")
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
