@@ -66,9 +66,10 @@ def gen() -> type[_Gen]:
     return _Gen
 
 
-@pytest.fixture(autouse=True)
-def _isolated_weight_caches(tmp_path, monkeypatch):
-    """No test may find weights on this machine by accident: caches point at empty folders."""
+@pytest.fixture
+def isolated_weights(tmp_path, monkeypatch):
+    """No test finds weights on this machine by accident: the caches point at empty folders
+    (``$HF_HUB_CACHE`` = ``tmp_path/_hf_cache``, ``$TORCH_HOME`` = ``tmp_path/_torch_home``)."""
     monkeypatch.delenv("SOUNDALIKE_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "_hf_cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "_torch_home"))

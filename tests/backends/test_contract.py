@@ -20,6 +20,8 @@ from soundalike.backends.ensemble import Ensemble
 from soundalike.backends.registry import available_backends, backend_class, load_backend
 from soundalike.errors import InvalidAudioError
 
+pytestmark = pytest.mark.usefixtures("isolated_weights")
+
 BUILT_IN = (
     "descriptors", "musicnn-msd", "musicnn-mtt", "musicnn-msd-vgg", "musicnn-mtt-vgg",
     "vggish", "mert-v1-95m", "mert-v1-330m",

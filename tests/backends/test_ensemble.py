@@ -9,6 +9,8 @@ from soundalike.backends.ensemble import Ensemble, combine_blocks
 from soundalike.backends.registry import load_backend
 from soundalike.errors import DimensionMismatchError, ParameterError
 
+pytestmark = pytest.mark.usefixtures("isolated_weights")
+
 
 def _cos(a, b):
     return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)

@@ -14,6 +14,8 @@ import pytest
 from soundalike.backends.registry import backend_class, load_backend
 from soundalike.errors import InvalidAudioError, ParameterError, WeightsError
 
+pytestmark = pytest.mark.usefixtures("isolated_weights")
+
 SR = 24000
 HEAD_KEYS = ("final_proj.weight", "final_proj.bias", "label_embs_concat")
 

@@ -13,6 +13,8 @@ from soundalike.backends import vggish as vg
 from soundalike.backends.registry import backend_class, load_backend
 from soundalike.errors import InvalidAudioError, ParameterError, SoundalikeWarning, WeightsError
 
+pytestmark = pytest.mark.usefixtures("isolated_weights")
+
 SR = 16000
 
 
