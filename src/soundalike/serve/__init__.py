@@ -1,0 +1,109 @@
+"""The soundalike service: JSON API, the artist-map page and Subsonic/OpenSubsonic endpoints.
+
+``create_app(settings)`` builds the FastAPI app; the store and the similarity models load in
+the app's lifespan (never at import), so importing this package is cheap.
+
+Examples
+--------
+>>> from soundalike.serve import Settings, create_app     # doctest: +SKIP
+>>> app = create_app(Settings(db="library.db"))            # doctest: +SKIP
+>>> # uvicorn.run(app, port=8000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from .errors import install_error_handlers
+from .settings import DEFAULT_MAX_UPLOAD_BYTES, Settings
+
+__all__ = ["create_app", "Settings", "DEFAULT_MAX_UPLOAD_BYTES", "STATIC_DIR"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None = None) -> FastAPI:
+    """Build the service app.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Default: :meth:`Settings.from_env` with `db`.
+    db : path, optional
+        Shortcut for ``Settings.from_env(db)``.
+
+    Returns
+    -------
+    FastAPI
+        Routes: ``/api/...`` (JSON, OpenAPI at ``/docs``), ``/`` (the page), and ``/rest/...``
+        (Subsonic) when a Subsonic account or API key is configured.
+    """
+    settings = settings or Settings.from_env(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from .library_state import LibraryState
+
+        state = LibraryState(settings)
+        if settings.precompute:
+            # Build the default artist scores and track index now: the first query stays fast.
+            await asyncio.to_thread(state.warm_up)
+        app.state.library = state
+        app.state.query_slots = asyncio.Semaphore(settings.max_concurrent_queries)
+        log.info("serving %s: %d artists, %d tracks, backends %s", settings.db, len(state.artists), len(state.tracks),
+                 ", ".join(state.backends) or "none")
+        try:
+            yield
+        finally:
+            state.store.close()
+
+    app = FastAPI(
+        title="soundalike",
+        version=__version__,
+        description="Which artists and tracks sound like this one? Similar artists and tracks from audio "
+                    "embeddings with calibrated scores. Errors are `{\"error\": {\"type\", \"message\"}}`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    from .api import router as api_router
+
+    app.include_router(api_router)
+    if settings.subsonic_enabled:
+        from .subsonic import router as subsonic_router
+
+        app.include_router(subsonic_router)
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    from .upload import BodySizeLimit
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, paths=("/api/query",))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/index.html", include_in_schema=False)
+    def index_html() -> RedirectResponse:
+        return RedirectResponse("/")
+
+    return app

@@ -1,0 +1,129 @@
+"""Service settings: one frozen object, built from arguments, else ``SOUNDALIKE_*`` variables.
+
+Precedence follows the CLI rule: an explicit argument > environment variable > default.
+Everything that widens what the service exposes (write endpoints, CORS, Subsonic) is off
+unless configured.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ParameterError
+
+__all__ = ["Settings", "DEFAULT_MAX_UPLOAD_BYTES"]
+
+#: Default cap on an uploaded clip (``POST /api/query``): 20 MB holds ~10 minutes of MP3 or
+#: ~2 minutes of 16-bit stereo WAV, more than a query needs.
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ParameterError(f"{name}={raw!r} is not an integer; set it to a whole number.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service serves and who may use it.
+
+    Parameters
+    ----------
+    db : path
+        The library database (opened read-only by the service).
+    backend : str, optional
+        Backend whose vectors answer similarity queries; default: the store's best model
+        (``compare.pick_model``).
+    calibration : str
+        Default calibration of artist scores (``compare.DEFAULT_CALIBRATION``).
+    max_upload_bytes : int > 0
+        Largest accepted upload for ``POST /api/query`` (413 above it).
+    api_token : str, optional
+        Bearer token required by endpoints that change the library (rescan); those
+        endpoints answer 403 when it is unset. ``SOUNDALIKE_API_TOKEN``.
+    library_root : path, optional
+        Folder that ``POST /api/admin/rescan`` ingests. ``SOUNDALIKE_LIBRARY_ROOT``.
+    cors_origins : tuple of str
+        Origins allowed by CORS; empty (the default) adds no CORS headers at all.
+        ``SOUNDALIKE_CORS_ORIGINS`` (comma-separated).
+    subsonic_user, subsonic_password, api_key : str, optional
+        The one Subsonic account (``SOUNDALIKE_SUBSONIC_USER`` / ``_PASSWORD``) and an
+        OpenSubsonic API key (``SOUNDALIKE_API_KEY``). With none of them set, ``/rest`` is off.
+    hybrid_config : path, optional
+        YAML of the hybrid blend (weights, CSVs) used when a query asks for signals beyond the
+        audio ones. ``SOUNDALIKE_HYBRID_CONFIG``.
+    classifier : path, optional
+        A genre model from ``soundalike classify train`` (skops); ``POST /api/query`` then
+        predicts the clip's genre. ``SOUNDALIKE_CLASSIFIER``.
+    precompute : bool
+        Build the default similarity model during startup (else on first use).
+    """
+
+    db: Path
+    backend: str | None = None
+    calibration: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    api_token: str | None = None
+    library_root: Path | None = None
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    subsonic_user: str | None = None
+    subsonic_password: str | None = None
+    api_key: str | None = None
+    hybrid_config: Path | None = None
+    classifier: Path | None = None
+    precompute: bool = True
+    max_concurrent_queries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes <= 0:
+            raise ParameterError(f"max_upload_bytes must be > 0, got {self.max_upload_bytes}.")
+        if self.max_concurrent_queries <= 0:
+            raise ParameterError(f"max_concurrent_queries must be > 0, got {self.max_concurrent_queries}.")
+        if (self.subsonic_user is None) != (self.subsonic_password is None):
+            raise ParameterError(
+                "Subsonic needs both SOUNDALIKE_SUBSONIC_USER and SOUNDALIKE_SUBSONIC_PASSWORD (only one is set); "
+                "set both, or neither and use SOUNDALIKE_API_KEY."
+            )
+
+    @property
+    def subsonic_enabled(self) -> bool:
+        """True when a Subsonic account or an API key is configured."""
+        return bool(self.subsonic_user or self.api_key)
+
+    @classmethod
+    def from_env(cls, db: str | os.PathLike | None = None, **overrides) -> "Settings":
+        """Settings from ``SOUNDALIKE_*`` variables; keyword arguments that are not None win."""
+        from ..store import default_db_path
+
+        origins = tuple(o.strip() for o in (_env("SOUNDALIKE_CORS_ORIGINS") or "").split(",") if o.strip())
+        root = _env("SOUNDALIKE_LIBRARY_ROOT")
+        hybrid = _env("SOUNDALIKE_HYBRID_CONFIG")
+        clf = _env("SOUNDALIKE_CLASSIFIER")
+        base = cls(
+            db=Path(db).expanduser() if db is not None else default_db_path(),
+            backend=_env("SOUNDALIKE_SERVE_BACKEND"),
+            calibration=_env("SOUNDALIKE_SERVE_CALIBRATION"),
+            max_upload_bytes=_env_int("SOUNDALIKE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
+            api_token=_env("SOUNDALIKE_API_TOKEN"),
+            library_root=Path(root).expanduser() if root else None,
+            cors_origins=origins,
+            subsonic_user=_env("SOUNDALIKE_SUBSONIC_USER"),
+            subsonic_password=_env("SOUNDALIKE_SUBSONIC_PASSWORD"),
+            api_key=_env("SOUNDALIKE_API_KEY"),
+            hybrid_config=Path(hybrid).expanduser() if hybrid else None,
+            classifier=Path(clf).expanduser() if clf else None,
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **given) if given else base
