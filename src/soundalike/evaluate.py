@@ -465,8 +465,20 @@ def _winners(rows: list[dict], exp: Experiment) -> list[dict]:
             entry["difference"] = {k: diff[k] for k in ("mean", "low", "high", "excludes_zero")}
             ci = M.bootstrap_ci(qa[1], groups=groups, n_resamples=exp.resamples, seed=exp.seed)
             entry["interval"] = {"low": ci["low"], "high": ci["high"]}
+        raw = next((r for r in ok if r["backend"] == best["backend"] and r.get("profile") == best.get("profile")
+                    and r.get("calibration") == "none" and m in r), None)
+        if raw is not None and raw is not best:
+            entry["vs_raw"] = _paired(best, raw, m, exp)
         out.append(entry)
     return out
+
+
+def _paired(a: dict, b: dict, m: str, exp: Experiment) -> dict | None:
+    qa, qb = a["_per_query"].get(m), b["_per_query"].get(m)
+    if qa is None or qb is None or len(qa[0]) != len(qb[0]) or not np.array_equal(qa[0], qb[0]):
+        return None
+    d = M.paired_bootstrap(qa[1], qb[1], groups=qa[2] if len(qa) > 2 else None, n_resamples=exp.resamples, seed=exp.seed)
+    return {"other": _cfg_name(b), "other_value": b[m]["value"], **{k: d[k] for k in ("mean", "low", "high", "excludes_zero")}}
 
 
 def _cfg_name(r: dict) -> str:
@@ -559,7 +571,8 @@ def experiment_report(exp: Experiment, store, results: dict) -> dict:
     maps = {}
     for r in results["configurations"]:
         if r.get("status") == "ok" and r.get("profile") == "centroid" and "_matrix" in r and r.get("kind") != "hybrid":
-            maps.setdefault(r["backend"], r)
+            if r["backend"] not in maps or (r.get("calibration") == cal and maps[r["backend"]].get("calibration") != cal):
+                maps[r["backend"]] = r
     report["artist_maps"] = {b: _artist_map(r) for b, r in maps.items() if b in {s.label for s in exp.backends}}
     report["experiment"] = {"name": exp.name, "source": exp.source, "description": exp.description,
                             "calibrations": exp.calibrations, "profiles": exp.profiles,

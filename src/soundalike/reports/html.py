@@ -91,10 +91,11 @@ _PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#
 def scatter_svg(names: list[str], xy, *, title: str, groups: list | None = None) -> str:
     """The 2-D artist map: labelled points, coloured by group (genre) when given."""
     P = np.asarray(xy, dtype=float).reshape(-1, 2)
-    w, h, pad = 560, 420, 40
+    w, h, pad = 680, 420, 40
     mn, mx = P.min(axis=0), P.max(axis=0)
     span = np.where(mx - mn > 0, mx - mn, 1.0)
-    Q = pad + (P - mn) / span * np.array([w - 2 * pad - 120, h - 2 * pad])
+    # points keep clear of the legend column on the right (labels run ~150 px to the right)
+    Q = pad + (P - mn) / span * np.array([w - 2 * pad - 280, h - 2 * pad])
     gs = sorted({str(g) for g in groups}) if groups else []
     colour = {g: _PALETTE[i % len(_PALETTE)] for i, g in enumerate(gs)}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" role="img" aria-label="{escape(title)}">',
@@ -152,7 +153,7 @@ def render_html(report: dict) -> str:
     genre_of = {a["artist"]: a.get("genre") for a in report.get("artists", [])}
     models = report.get("models", [])
     if models:
-        h.append("<h2>Pair-score histograms</h2><p class='meta'>Raw cosine of centroid profiles over all artist pairs "
+        h.append("<h2 id='histograms'>Pair-score histograms</h2><p class='meta'>Raw cosine of centroid profiles over all artist pairs "
                  "(the seeds' measure), one panel per model.</p><div class='figs'>")
         for m in models:
             label = f"{m['name']} ({m['weights_kind']} weights) — raw cosine"
@@ -160,7 +161,7 @@ def render_html(report: dict) -> str:
         h.append("</div>")
     maps = report.get("artist_maps") or {}
     if maps:
-        h.append("<h2>Artist maps</h2><p class='meta'>Classical MDS of 1 − calibrated score (centroid profiles); "
+        h.append("<h2 id='maps'>Artist maps</h2><p class='meta'>Classical MDS of 1 − calibrated score (centroid profiles); "
                  "colour = artist genre label. Distances are approximate.</p><div class='figs'>")
         for b, mp in maps.items():
             wk = next((m["weights_kind"] for m in models if m["name"] == b), "")
@@ -170,7 +171,7 @@ def render_html(report: dict) -> str:
     tables = report_tables(report)
     if tables:
         exp = report.get("experiment", {})
-        h.append(f"<h2>Evaluation — experiment {escape(str(exp.get('name', '')))}</h2>")
+        h.append(f"<h2 id='evaluation'>Evaluation — experiment {escape(str(exp.get('name', '')))}</h2>")
         if exp.get("description"):
             h.append(f"<p class='note'>{escape(exp['description'])}</p>")
         h.extend(table_html(t) for t in tables)

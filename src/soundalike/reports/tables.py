@@ -54,6 +54,25 @@ def _side_by_side(report: dict, met: dict) -> list[dict]:
     gk = exp.get("genre_k", [1, 5])
     nk = exp.get("ndcg_k", 10)
     rows, na = [], []
+    ok = [r for r in met.get("configurations", []) if r.get("status") == "ok"]
+    keys = [*[f"genre_P@{k}" for k in gk], f"genre_nDCG@{nk}", "same_artist_MAP"]
+    # Ceiling and chance depend on the labels only: shown once in the header when every row agrees.
+    shared = {}
+    for key in keys:
+        cc = {(round(r[key]["ceiling"], 4), round(r[key]["chance"], 4)) for r in ok
+              if r.get(key) and r[key].get("ceiling") is not None and r[key].get("chance") is not None}
+        if len(cc) == 1:
+            shared[key] = next(iter(cc))
+
+    def cell(r: dict, key: str) -> str:
+        m = r.get(key)
+        if not m:
+            return "–"
+        return fmt(m.get("value"), 2) if key in shared else _vcc(m)
+
+    def head(key: str, label: str) -> str:
+        return f"{label} (ceiling {shared[key][0]:.2f}, chance {shared[key][1]:.2f})" if key in shared else label
+
     for r in met.get("configurations", []):
         if r.get("status") != "ok":
             na.append([r.get("backend"), r.get("calibration") or "–", r.get("profile") or "–", r.get("status", "")])
@@ -64,14 +83,15 @@ def _side_by_side(report: dict, met: dict) -> list[dict]:
             r["backend"], _wk(r), r.get("calibration"), r.get("profile"),
             f"{fmt(rc.get('min'))}–{fmt(rc.get('max'))} ({fmt(rc.get('range'))})" if rc else "–",
             fmt(r.get("genre_separation")),
-            *[_vcc(r.get(f"genre_P@{k}")) for k in gk],
-            _vcc(r.get(f"genre_nDCG@{nk}")),
-            _vcc(r.get("same_artist_MAP")),
+            *[cell(r, f"genre_P@{k}") for k in gk],
+            cell(r, f"genre_nDCG@{nk}"),
+            cell(r, "same_artist_MAP"),
             f"{fmt(hub.get('skewness'), 2)} / {hub.get('max_k_occurrence', '–')} / {fmt(hub.get('anti_hub_share'), 2)}"
             if hub else "–",
         ])
     cols = ["backend", "weights", "calibration", "profile", "raw cosine min–max (range)", "genre separation",
-            *[f"genre P@{k}" for k in gk], f"genre nDCG@{nk}", "same-artist mAP (tracks)",
+            *[head(f"genre_P@{k}", f"genre P@{k}") for k in gk], head(f"genre_nDCG@{nk}", f"genre nDCG@{nk}"),
+            head("same_artist_MAP", "same-artist mAP (tracks)"),
             "hubness k=5: skew / max N5 / anti-hubs"]
     out = [{"title": "Models side by side", "caption": caption(report, extra="every calibration in its row"),
             "columns": cols, "rows": rows,
@@ -157,12 +177,14 @@ def _winners(report: dict, met: dict) -> list[dict]:
         rows.append([w["metric"], w["best"], fmt(w["value"]),
                      f"{fmt(ci['low'])}–{fmt(ci['high'])}" if ci else "–", w["runner_up"], fmt(w["runner_up_value"]),
                      f"{fmt(d['mean'])} [{fmt(d['low'])}, {fmt(d['high'])}]" if d else "–",
-                     ("yes" if d["excludes_zero"] else "no (a tie at this sample size)") if d else "–"])
+                     ("yes" if d["excludes_zero"] else "no (a tie at this sample size)") if d else "–",
+                     (f"{fmt(w['vs_raw']['mean'])} [{fmt(w['vs_raw']['low'])}, {fmt(w['vs_raw']['high'])}]"
+                      if w.get("vs_raw") else "–")])
     if not rows:
         return []
     return [{"title": "Which configuration wins", "caption": caption(report, extra="random-weight models excluded"),
              "columns": ["metric", "best", "value", "95% interval", "runner-up", "value", "difference [95% interval]",
-                         "clear win?"], "rows": rows,
+                         "clear win?", "best minus raw cosine (same backend/profile)"], "rows": rows,
              "note": "Percentile bootstrap, 1,000 resamples of query artists (whole artists for track-level figures), "
                      "paired on the same queries."}]
 
