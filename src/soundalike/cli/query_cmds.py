@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from ..backends import backend_statuses
-from ..compare import DEFAULT_CALIBRATION, similar_artists_json
+from ..compare import DEFAULT_CALIBRATION, similar_artists_json, similar_tracks_json
+from ..signals import SIGNALS
+from ..similarity import CALIBRATIONS, PROFILES
 from ._common import cli_command, open_db, out, print_json, split_list
 from .library_cmds import DbOpt
 
@@ -31,28 +33,57 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @cli_command
     def similar(
-        artist: Annotated[str, typer.Argument(help="Artist name (case and spacing are normalised).")],
+        artist: Annotated[Optional[str], typer.Argument(help="Artist name (case and spacing are normalised).")] = None,
         k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 10,
         db: DbOpt = None,
         backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[str, typer.Option("--calibration")] = DEFAULT_CALIBRATION,
+        calibration: Annotated[str, typer.Option("--calibration", help=f"One of: {', '.join(CALIBRATIONS)}.")] = DEFAULT_CALIBRATION,
         layer: Annotated[Optional[int], typer.Option("--layer", help="Layer of a multi-layer backend.")] = None,
-        profile: Annotated[str, typer.Option("--profile", help="centroid or set.")] = "centroid",
-        signals: Annotated[Optional[list[str]], typer.Option("--signals", help="Hybrid signals, e.g. audio,tags.")] = None,
+        profile: Annotated[str, typer.Option("--profile", help="Artist profile: centroid or set.")] = "centroid",
+        signals: Annotated[Optional[list[str]], typer.Option("--signals", help=f"Hybrid signals ({', '.join(SIGNALS)}); repeat or comma-separate.")] = None,
+        config: Annotated[Optional[Path], typer.Option("--config", help="Hybrid config YAML (weights, CSV inputs).")] = None,
+        track: Annotated[Optional[str], typer.Option("--track", help="Query a track id instead of an artist.")] = None,
+        exclude_same_artist: Annotated[bool, typer.Option("--exclude-same-artist", help="Track queries: leave out the query's artist.")] = False,
+        exclude_same_album: Annotated[bool, typer.Option("--exclude-same-album", help="Track queries: leave out the query's album.")] = False,
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Artists that sound like ARTIST, best first, with calibrated scores."""
+        """Artists (or tracks) that sound like ARTIST, best first, with calibrated scores and explanations."""
+        from ..hybrid import HybridConfig
+
+        if calibration not in CALIBRATIONS:
+            raise typer.BadParameter(f"--calibration {calibration!r}: choose one of {', '.join(CALIBRATIONS)}.")
+        if profile not in PROFILES:
+            raise typer.BadParameter(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}.")
         sig = split_list(signals)
-        if sig and sig != ["audio"]:
-            raise typer.BadParameter(f"signals {sig} need the hybrid scorer, which this build lacks.")
+        for s_ in sig:
+            if s_ not in SIGNALS:
+                raise typer.BadParameter(f"--signals {s_!r}: choose among {', '.join(SIGNALS)}.")
+        if (artist is None) == (track is None):
+            raise typer.BadParameter("give an ARTIST or --track TRACK_ID (one of them).")
+        cfg = HybridConfig.from_yaml(config) if config is not None else None
+        if cfg is not None and not sig:
+            sig = [s_ for s_, w in cfg.weights.items() if w > 0]
         with open_db(db, readonly=True) as store:
-            doc = similar_artists_json(store, artist, k=k, backend=backend, calibration=calibration, layer=layer, profile=profile)
+            if track is not None:
+                doc = similar_tracks_json(store, track, k=k, backend=backend, calibration=calibration, layer=layer,
+                                          exclude_same_artist=exclude_same_artist, exclude_same_album=exclude_same_album)
+            else:
+                doc = similar_artists_json(store, artist, k=k, backend=backend, calibration=calibration, layer=layer,
+                                           profile=profile, signals=sig or None, config=cfg)
         if json_out:
             print_json(doc)
             return
-        out.print(f"Artists like {doc['query']['artist']} — {doc['backend']} ({doc['weights_kind']} weights), "
-                  f"calibration {doc['calibration']}, layer {doc['layer']}")
-        t = Table("#", "artist", "score", "raw cosine")
+        q = doc["query"]
+        what = q.get("artist") if "artist_id" in q else f"track {q.get('title') or q['track_id'][:12]} ({q.get('artist')})"
+        out.print(f"Like {what} — {doc['backend']} ({doc['weights_kind']} weights), calibration {doc['calibration']}, "
+                  f"layer {doc['layer']}, signals {', '.join(doc['signals_used'])}")
+        cols = ["#", "artist"] + (["track"] if track else []) + ["score", "raw cosine", "because"]
+        t = Table(*cols)
         for i, nb in enumerate(doc["neighbours"], 1):
-            t.add_row(str(i), nb["artist"], f"{nb['score']:.3f}", f"{nb['raw_cosine']:.3f}")
+            because = ", ".join(f"{s_} {v:.2f}" for s_, v in sorted(nb["contributions"].items(), key=lambda kv: -kv[1]))
+            raw = f"{nb['raw_cosine']:.3f}" if "raw_cosine" in nb else "–"
+            row = [str(i), nb["artist"]] + ([nb.get("title") or nb["track_id"][:12]] if track else [])
+            t.add_row(*row, f"{nb['score']:.3f}", raw, because)
         out.print(t)
+        if doc.get("labels_as_signals"):
+            out.print(f"note: {', '.join(doc['labels_as_signals'])} uses this library's genre labels as input.")
