@@ -132,11 +132,11 @@ class MusicnnNet(nn.Module):
         feats = []
         padded = F.pad(x, (0, 0, 3, 3))
         for conv, bn in zip(self.timbral, self.timbral_bn):
-            feats.append(bn(F.relu(conv(padded))).amax(dim=3))  # (B, C, T): max over bands
+            feats.append(_relu_bn_max_over_bands(conv(padded), bn))  # (B, C, T)
         for k, conv, bn in zip(self.temporal_k, self.temporal, self.temporal_bn):
             before = (k - 1) // 2  # TF "same": the extra row of padding goes at the end
             y = conv(F.pad(x, (0, 0, before, k - 1 - before)))
-            feats.append(bn(F.relu(y)).amax(dim=3))
+            feats.append(_relu_bn_max_over_bands(y, bn))
         front = torch.cat(feats, dim=1).to(TAIL_DTYPE)  # (B, 561, T)
 
         m1 = self.mid_bn[0](F.relu(self.mid[0](F.pad(front, (3, 3)))))
@@ -215,6 +215,20 @@ class VggNet(nn.Module):
             _bn_map(m, f"bns.{i}", i + 1)
         _dense_map(m, "out", "dense")
         return m
+
+
+def _relu_bn_max_over_bands(y: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """``max_f BN(relu(y))`` for ``y`` of shape (B, C, T, F), without passes over the full map.
+
+    ReLU and the per-channel affine map of an eval-mode batch norm are monotone (the affine map
+    decreasing where ``gamma < 0``), and so is float rounding, so the max over bands commutes
+    with them: take the max (or the min, for channels with a negative scale) over bands first,
+    then apply ReLU and the batch norm to the (B, C, T) result. Same values as the direct order.
+    """
+    low, high = torch.aminmax(y, dim=3)
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    picked = torch.where((scale >= 0)[None, :, None], high, low)
+    return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 def _sfx(i: int) -> str:
