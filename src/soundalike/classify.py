@@ -27,6 +27,7 @@ from .errors import NotFittedError, ParameterError
 
 try:  # scikit-learn is a core dependency; keep the import failure readable anyway
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError as _SkNotFittedError
 except ImportError as exc:  # pragma: no cover
     raise ImportError("soundalike.classify needs scikit-learn: pip install scikit-learn") from exc
 
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 ESTIMATORS = ("logreg", "svm", "mlp")
+
+
+class _NotFitted(NotFittedError, _SkNotFittedError):
+    """Ours (a SoundalikeError) and scikit-learn's, so both kinds of caller recognise it."""
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aiff", ".aif", ".au", ".wma"}
 FORMAT = "soundalike-genre-model"
 FORMAT_VERSION = 1
@@ -117,7 +122,7 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         pipe = self._make()
         if np.unique(y).size < 2:
-            raise ParameterError(f"Training needs at least two genres; got only {np.unique(y).tolist()}.")
+            raise ParameterError(f"Training needs at least two genres, but only one class is present: {np.unique(y).tolist()}.")
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
@@ -128,18 +133,20 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
             pipe.fit(X, y)
         self.pipeline_ = pipe
         self.classes_ = pipe.classes_
+        self.n_iter_ = int(np.max(getattr(pipe[-1], "n_iter_", 0)))
         return self
 
     def _check(self, X):
         from sklearn.utils.validation import validate_data
 
         if not hasattr(self, "pipeline_"):
-            raise NotFittedError("This GenreClassifier is not fitted yet; call fit(X, y) first.")
+            raise _NotFitted("This GenreClassifier is not fitted yet; call fit(X, y) first.")
         return validate_data(self, X, reset=False)
 
     def predict(self, X) -> np.ndarray:
         """Predicted genre of each row. Shape (n_samples,)."""
-        return self.pipeline_.predict(self._check(X))
+        X = self._check(X)
+        return self.pipeline_.predict(X)
 
     def decision_function(self, X) -> np.ndarray:
         X = self._check(X)
@@ -367,7 +374,11 @@ def evaluate_genres(
 # --------------------------------------------------------------------------- persistence
 
 
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "soundalike.classify.GenreClassifier", "collections.")
+def _trusted(name: str) -> bool:
+    # Our estimator and scikit-learn classes only; no functions (builtins.eval, numpy.load ...) and
+    # no FunctionTransformer, which would call whatever function it carries.
+    return name == "soundalike.classify.GenreClassifier" or (
+        name.startswith("sklearn.") and "FunctionTransformer" not in name)
 
 
 def save_model(model: GenreModel, path: str | os.PathLike) -> Path:
@@ -393,11 +404,11 @@ def load_model(path: str | os.PathLike) -> GenreModel:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises assorted errors on non-skops files
         raise ParameterError(f"{path} is not a soundalike genre model (skops file): {exc}") from None
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    bad = [t for t in untrusted if not _trusted(t)]
     if bad:
         raise ParameterError(f"{path} contains types outside the allow-list ({', '.join(bad)}); refusing to load it.")
     doc = sio.load(path, trusted=untrusted)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("members"), dict):
         raise ParameterError(f"{path} is not a soundalike genre model (format {doc.get('format') if isinstance(doc, dict) else None!r}).")
     return GenreModel(members=dict(doc["members"]), model_keys=json.loads(doc["model_keys_json"]),
                       meta=json.loads(doc["meta_json"]))
