@@ -381,3 +381,23 @@ def test_tag_names_match_upstream_configuration():
 def test_module_imports_without_torch():
     code = "import sys, soundalike.backends.musicnn; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_torch
+def test_tiny_needs_no_musicnn_package(monkeypatch, gen):
+    monkeypatch.setattr(mn, "_package_dir", lambda: None)
+    m = load_backend("musicnn-msd", tiny=True)
+    assert m.embed_layers(gen.clips(SR, 3.0, n=1)).shape == (1, 1, 200)
+
+
+@needs_weights
+@needs_torch
+def test_bfloat16_agrees_with_float32(golden_input):
+    # CONTRACTS.md: half-precision paths report cosine agreement with fp32 (>= 0.999)
+    a = load_backend("musicnn-msd").get_timestamp_embeddings(golden_input[None])[0][0]
+    half = load_backend("musicnn-msd", dtype="bfloat16")
+    assert half.config()["dtype"] == "bfloat16"
+    b = half.get_timestamp_embeddings(golden_input[None])[0][0]
+    assert b.dtype == np.float32
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() >= 0.999

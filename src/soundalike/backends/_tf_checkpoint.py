@@ -315,6 +315,14 @@ def read_tf_checkpoint(
     WeightsError
         A file is missing, truncated, or fails a checksum; or the checkpoint uses sharding,
         partitioned variables or a dtype this reader does not know.
+
+    Examples
+    --------
+    >>> from soundalike.backends.musicnn import find_musicnn_checkpoint
+    >>> folder = find_musicnn_checkpoint("MSD_musicnn")  # needs pip install --no-deps musicnn==0.1.0
+    >>> variables = read_tf_checkpoint(folder)  # doctest: +SKIP
+    >>> variables["conv2d/kernel"].shape  # doctest: +SKIP
+    (7, 38, 1, 204)
     """
     index_path, data_path = checkpoint_files(path)
     for f in (index_path, data_path):

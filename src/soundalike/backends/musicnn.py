@@ -167,6 +167,18 @@ class _Musicnn(Backend):
         Seed of the random weights.
     max_batch : int
         Patches per forward pass (bounds memory, ~20 MB per patch; does not change outputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from soundalike.backends import load_backend
+    >>> model = load_backend("musicnn-msd", tiny=True)  # random weights; drop tiny for the real ones
+    >>> audio = np.random.default_rng(0).uniform(-0.1, 0.1, (2, 7 * 16000)).astype(np.float32)
+    >>> model.embed_layers(audio).shape  # mean over the two whole 3 s patches of each clip
+    (2, 1, 200)
+    >>> emb, times_ms = model.get_timestamp_embeddings(audio)
+    >>> emb.shape, times_ms[0].tolist()
+    ((2, 2, 200), [1488.0, 4480.0])
     """
 
     sample_rate = SAMPLE_RATE
