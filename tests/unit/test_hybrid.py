@@ -1,0 +1,85 @@
+"""Hybrid blend: renormalisation over present signals, contributions add up, learned weights, config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soundalike.errors import NotFittedError, ParameterError
+from soundalike.hybrid import SEED_WEIGHTS, HybridConfig, HybridScorer, blend
+from soundalike.signals import SignalScores
+
+IDS = np.array([1, 2, 3])
+
+
+def sig(name, M):
+    M = np.asarray(M, dtype=float)
+    has = np.isfinite(np.where(np.eye(len(M), dtype=bool), np.nan, M)).any(axis=1)
+    return SignalScores(name, IDS, M, float(has.mean()))
+
+
+def test_renormalises_over_present_signals():
+    desc = sig("descriptors", [[1, 0.8, 0.2], [0.8, 1, 0.4], [0.2, 0.4, 1]])
+    nan = np.nan
+    refs = sig("refs", [[1, 1.0, nan], [1.0, 1, nan], [nan, nan, nan]])  # artist 3 has no refs
+    res = blend([desc, refs], SEED_WEIGHTS, weights_kind="seeds")
+    # pair (1, 2): both present -> (0.4*0.8 + 0.2*1.0) / 0.6
+    assert res.score[0, 1] == pytest.approx((0.4 * 0.8 + 0.2 * 1.0) / 0.6)
+    # pair (1, 3): only descriptors -> its own score
+    assert res.score[0, 2] == pytest.approx(0.2)
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        total = sum(c[i, j] for c in res.contributions.values() if np.isfinite(c[i, j]))
+        assert total == pytest.approx(res.score[i, j])
+    assert res.coverage() == {"descriptors": 1.0, "refs": pytest.approx(2 / 3, abs=1e-4)}
+    assert res.signals_used == ["descriptors", "refs"]
+
+
+def test_pairs_without_any_signal_are_not_ranked():
+    nan = np.nan
+    s = sig("refs", [[1, 0.5, nan], [0.5, 1, nan], [nan, nan, nan]])
+    res = blend([s], {"refs": 1.0})
+    assert np.isnan(res.score[0, 2])
+    assert res.neighbours(0, k=5) == [1]
+
+
+def test_blend_rejects_misaligned_signals():
+    a = sig("audio", np.eye(3))
+    b = SignalScores("tags", np.array([1, 2, 4]), np.eye(3), 1.0)
+    with pytest.raises(ParameterError, match="different artists"):
+        blend([a, b], {"audio": 1, "tags": 1})
+
+
+def test_hybrid_scorer_learns_the_informative_signal(rng, tmp_path):
+    n = 400
+    y = rng.integers(0, 2, n)
+    good = np.clip(0.5 * y + 0.25 + 0.1 * rng.normal(size=n), 0, 1)
+    noise = rng.uniform(size=n)
+    F = np.c_[good, noise]
+    F[::7, 0] = np.nan  # missing values are imputed, not fatal
+    est = HybridScorer(signals=("audio", "descriptors"))
+    with pytest.raises(NotFittedError):
+        est.weights()
+    w = est.fit(F, y).weights()
+    assert w["audio"] > 0.8 and sum(w.values()) == pytest.approx(1.0)
+    s = est.score(np.array([[0.9, np.nan], [0.1, 0.5]]))
+    assert s[0] == pytest.approx(0.9)  # renormalised over the present signal
+    back = HybridScorer.load(est.save(tmp_path / "w.json"))
+    assert back.weights() == pytest.approx(w)
+    with pytest.raises(ParameterError, match="both classes"):
+        HybridScorer(signals=("audio",)).fit(np.ones((3, 1)), [1, 1, 1])
+
+
+def test_config_from_yaml(tmp_path):
+    (tmp_path / "refs.csv").write_text("artist,similar_artist,rank_or_score\n")
+    p = tmp_path / "h.yaml"
+    p.write_text("weights: seeds\ncsv: {refs: refs.csv}\nsignals: {graph: {alpha: 0.3}}\n")
+    cfg = HybridConfig.from_yaml(p)
+    assert cfg.weights == SEED_WEIGHTS and cfg.weights_kind == "seeds"
+    assert cfg.csv["refs"] == tmp_path / "refs.csv"
+    assert cfg.signals["graph"]["alpha"] == 0.3
+    p.write_text("weights: {audio: -1}\n")
+    with pytest.raises(ParameterError, match="weight of audio"):
+        HybridConfig.from_yaml(p)
+    p.write_text("weights: {genre: 1}\n")
+    with pytest.raises(ParameterError, match="signal='genre'"):
+        HybridConfig.from_yaml(p)
