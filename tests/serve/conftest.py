@@ -127,3 +127,9 @@ def subsonic_server(serve_library):
     settings = Settings(db=serve_library["db"], subsonic_user=USER, subsonic_password=PASSWORD, api_key=API_KEY)
     with ServerThread(create_app(settings)) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def account() -> tuple[str, str, str]:
+    """(user, password, api key) of the Subsonic test server."""
+    return USER, PASSWORD, API_KEY

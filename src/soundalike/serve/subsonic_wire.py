@@ -95,9 +95,14 @@ async def read_params(request: Request) -> Params:
 def _decode_password(p: str) -> str:
     if p.startswith("enc:"):
         try:
-            return bytes.fromhex(p[4:]).decode("utf-8")
+            raw = bytes.fromhex(p[4:])
         except ValueError:
             raise SubsonicError(40, "Wrong username or password (the enc: value is not hex).") from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # Some clients (py-sonic, py-opensonic) hex-encode code points, i.e. Latin-1 bytes.
+            return raw.decode("latin-1")
     return p
 
 
