@@ -293,7 +293,8 @@ def _splits(y, groups, scheme: str, n_splits: int, seed: int):
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if scheme == "grouped":
-        n = min(n_splits, len(set(groups)))
+        # sklearn refuses more folds than artists, or than the largest class has members
+        n = max(2, min(n_splits, len(set(groups)), max(Counter(y).values())))
         return list(StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
     smallest = min(Counter(y).values())
     n = max(2, min(n_splits, smallest))
