@@ -1,0 +1,84 @@
+"""The page in headless Chromium (Debian's ``chromium``) driven by Playwright, against the real
+server on the small generated library: the map renders, search works, neighbours show, a clip
+query answers. A screenshot is saved (``SOUNDALIKE_SCREENSHOT_DIR``, else the test's tmp dir)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("SOUNDALIKE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _need_chromium() -> None:
+    missing = []
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package")
+    if missing:
+        msg = "browser test needs " + " and ".join(missing)
+        if os.environ.get("SOUNDALIKE_CI") == "1":
+            pytest.fail(msg + " (SOUNDALIKE_CI=1: CI must install it)")
+        pytest.skip(msg)
+
+
+@pytest.mark.browser
+def test_page_map_search_neighbours_query(serve_library, tmp_path):
+    _need_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    from soundalike.serve import Settings, create_app
+
+    from conftest import ServerThread  # tests/serve/conftest.py (rootdir-relative import)
+
+    shots = Path(os.environ.get("SOUNDALIKE_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with ServerThread(create_app(Settings(db=serve_library["db"]))) as srv, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(srv.url + "/")
+            expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=60_000)
+            # The map: one dot per artist, coloured by genre, with a legend.
+            dots = page.locator("#map circle.artist-dot")
+            expect(dots).to_have_count(4)
+            fills = {dots.nth(i).get_attribute("fill") for i in range(4)}
+            assert len(fills) == 3  # three genres
+            expect(page.locator("#legend span")).to_have_count(3)
+            # Hover shows the tooltip.
+            dots.first.hover()
+            expect(page.locator("#tooltip")).to_be_visible()
+            # Search narrows the list; clicking a hit shows its neighbours with bars and scores.
+            page.fill("#search", "tones")
+            hits = page.locator("#results li.artist-hit")
+            expect(hits).to_have_count(2)
+            page.locator("#results li.artist-hit", has_text="Low Tones").click()
+            expect(page.locator("#neighbours-title")).to_have_text("Neighbours of Low Tones")
+            expect(page.locator("#neighbours li.nb")).to_have_count(3)
+            expect(page.locator("#neighbours li.nb .bar").first).to_be_visible()
+            expect(page.locator("#map circle.selected")).to_have_count(1)
+            # Zoom with the wheel changes the view box.
+            before = page.locator("#map").get_attribute("viewBox")
+            page.locator("#map").hover()
+            page.mouse.wheel(0, -300)
+            page.wait_for_function(f"document.querySelector('#map').getAttribute('viewBox') !== '{before}'")
+            # Upload a clip: its neighbours appear.
+            page.set_input_files("#clip", str(serve_library["clip"]))
+            page.click("#query-form button")
+            expect(page.locator("#query-artists li.nb").first).to_contain_text("Low Tones", timeout=120_000)
+            page.click("#zoom-reset")
+            page.screenshot(path=str(shots / "serve_page.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    assert (shots / "serve_page.png").stat().st_size > 10_000
