@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -57,7 +56,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print the winners and paths as JSON.")] = False,
     ) -> None:
         """Run an experiment file over a library database and write the reports."""
-        from ..evaluate import BackendSpec, load_experiment, parse_experiment, experiment_report, run_experiment  # noqa: F401
+        from ..evaluate import BackendSpec, experiment_report, load_experiment, run_experiment
         from ..reports import write_reports
         from ..similarity import CALIBRATIONS, PROFILES
         from .._validation import check_option

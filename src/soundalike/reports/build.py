@@ -21,13 +21,9 @@ WEIGHTS_NOTE = {
 
 def _genre_of(genres_per_track: list[tuple[str, ...]]) -> str | None:
     """Most frequent track genre (ties: alphabetical), CONTRACTS.md."""
-    counts: dict[str, int] = {}
-    for gs in genres_per_track:
-        for g in gs:
-            counts[g] = counts.get(g, 0) + 1
-    if not counts:
-        return None
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    from ..classify import majority_genre
+
+    return majority_genre(genres_per_track)
 
 
 def build_report(

@@ -172,6 +172,7 @@ def _variance(report: dict, met: dict) -> list[dict]:
 
 def _winners(report: dict, met: dict) -> list[dict]:
     rows = []
+    n_cfg = sum(1 for r in met.get("configurations", []) if r.get("status") == "ok")
     for w in met.get("winners", []):
         d, ci = w.get("difference"), w.get("interval")
         rows.append([w["metric"], w["best"], fmt(w["value"]),
@@ -186,7 +187,8 @@ def _winners(report: dict, met: dict) -> list[dict]:
              "columns": ["metric", "best", "value", "95% interval", "runner-up", "value", "difference [95% interval]",
                          "clear win?", "best minus raw cosine (same backend/profile)"], "rows": rows,
              "note": "Percentile bootstrap, 1,000 resamples of query artists (whole artists for track-level figures), "
-                     "paired on the same queries."}]
+                     f"paired on the same queries. The best of {n_cfg} configurations is picked on the same data, so "
+                     "its value is optimistic; a difference whose interval contains 0 is a tie."}]
 
 
 def _classification(report: dict, met: dict) -> list[dict]:
