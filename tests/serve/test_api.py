@@ -207,3 +207,21 @@ def test_serve_cli_get(serve_library):
     r = CliRunner().invoke(app, ["serve", "--db", str(serve_library["db"]), "--get", "/api/artists?q=chirp"])
     assert r.exit_code == 0, r.output
     assert '"Chirpers"' in r.output
+
+
+@pytest.mark.parametrize("calibration", ["none", "center", "nicdm", "csls"])
+def test_on_demand_scorer_matches_exact_matrix(calibration):
+    """Large libraries score rows on demand; on a small one both paths agree."""
+    from soundalike.serve.engine import build_artist_scorer
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((240, 16))
+    X[:, :4] += 3 * rng.standard_normal((1, 4))  # a common direction, as real embeddings have
+    labels = np.repeat(np.arange(80), 3)
+    exact = build_artist_scorer(X, labels, calibration=calibration)
+    lazy = build_artist_scorer(X, labels, calibration=calibration, full_matrix_max=10)
+    assert exact.exact and not lazy.exact
+    for a in (0, 17, 79):
+        e, z = exact.top(a, k=10), lazy.top(a, k=10)
+        assert [x[0] for x in e] == [x[0] for x in z]
+        assert [x[1] for x in e] == pytest.approx([x[1] for x in z], abs=1e-4)

@@ -31,13 +31,15 @@ __all__ = [
 #: Up to this many artists the scorer holds the exact artist × artist matrix computed by
 #: ``similarity.artist_similarity`` (every calibration it knows). Above it, the full matrix
 #: costs minutes and gigabytes (10,000 artists: ~2 min, 6 GB), so rows are computed on demand
-#: from calibrated profile vectors and a quantile table of pair cosines (``none``/``center``).
+#: from calibrated profile vectors, k-NN radii and a quantile table (none, center, nicdm, csls).
 FULL_MATRIX_MAX_ARTISTS = 2000
 #: Pair cosines sampled for the quantile table of a large library (percentile error ~1e-3).
 QUANTILE_SAMPLE_PAIRS = 2_000_000
 #: Track libraries up to this size use every track pair for the percentile table.
 EXACT_TRACK_PAIRS_MAX = 2000
-ON_DEMAND_CALIBRATIONS = ("none", "center")
+ON_DEMAND_CALIBRATIONS = ("none", "center", "nicdm", "csls")
+#: Neighbourhood size of nicdm / csls (``similarity.LOCAL_K``).
+LOCAL_K = 5
 
 
 def percentile_from_table(table: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -54,15 +56,17 @@ def percentile_from_table(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.clip((lo + hi) / (2.0 * n), 0.0, 1.0).astype(np.float32)
 
 
-def _pair_table(V: np.ndarray, *, max_pairs: int, seed: int = 0) -> np.ndarray:
-    """Sorted cosines of all row pairs of unit-norm `V` (or of a seeded random sample)."""
+def _pair_table(V: np.ndarray, *, max_pairs: int, seed: int = 0, radius: np.ndarray | None = None,
+                calibration: str = "center") -> np.ndarray:
+    """Sorted (calibrated) cosines of all row pairs of unit-norm `V`, or of a seeded sample."""
     n = V.shape[0]
     total = n * (n - 1) // 2
     if total == 0:
         return np.zeros(0, np.float32)
     if total <= max_pairs:
-        S = V @ V.T
-        vals = S[np.triu_indices(n, k=1)]
+        S = np.clip(V @ V.T, -1.0, 1.0)
+        iu = np.triu_indices(n, k=1)
+        vals = _local_scale(S[iu], iu[0], radius, calibration, iu[1])
     else:
         rng = np.random.default_rng(seed)
         i = rng.integers(0, n, size=max_pairs)
@@ -71,11 +75,40 @@ def _pair_table(V: np.ndarray, *, max_pairs: int, seed: int = 0) -> np.ndarray:
         vals = np.empty(max_pairs, np.float32)
         for s in range(0, max_pairs, 200_000):
             e = s + 200_000
-            vals[s:e] = np.einsum("ij,ij->i", V[i[s:e]], V[j[s:e]])
-    return np.sort(np.clip(vals, -1.0, 1.0).astype(np.float32))
+            c = np.clip(np.einsum("ij,ij->i", V[i[s:e]], V[j[s:e]]), -1.0, 1.0)
+            vals[s:e] = _local_scale(c, i[s:e], radius, calibration, j[s:e])
+    return np.sort(vals.astype(np.float32))
 
 
 # --- artists ---------------------------------------------------------------------------------
+def _knn_radius(P: np.ndarray, calibration: str, k: int) -> np.ndarray | None:
+    """Per-row k-NN radius for nicdm (mean distance) / csls (mean similarity), else None.
+
+    Same definitions as ``calibration.LocalScaling`` / ``CSLS``, computed in row blocks so a
+    10,000-artist library never holds its full matrix.
+    """
+    if calibration not in ("nicdm", "csls"):
+        return None
+    n = P.shape[0]
+    k = min(k, max(n - 2, 1))
+    out = np.empty(n)
+    for s in range(0, n, 1024):
+        S = np.clip(P[s:s + 1024] @ P.T, -1.0, 1.0)
+        S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
+        out[s:s + S.shape[0]] = -np.partition(-S, k - 1, axis=1)[:, :k].mean(axis=1)
+    return np.maximum(1.0 - out, 1e-9) if calibration == "nicdm" else out
+
+
+def _local_scale(cos: np.ndarray, i, radius: np.ndarray | None, calibration: str, j=None) -> np.ndarray:
+    """Calibrated similarity of rows `i` against all (or against `j`, pairwise)."""
+    if radius is None:
+        return cos
+    r_j = radius if j is None else radius[j]
+    if calibration == "nicdm":
+        return -(1.0 - cos) / np.sqrt(radius[i] * r_j)
+    return 2.0 * cos - radius[i] - r_j
+
+
 @dataclass
 class ArtistScorer:
     """Calibrated artist × artist scores of one (backend, calibration).
@@ -98,6 +131,7 @@ class ArtistScorer:
     P: np.ndarray | None = None
     P_raw: np.ndarray | None = None
     table: np.ndarray | None = None
+    radius: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._index = {int(a): i for i, a in enumerate(self.labels.tolist())}
@@ -126,7 +160,7 @@ class ArtistScorer:
             return self.score[i], self.raw[i]
         cos = np.clip(self.P @ self.P[i], -1.0, 1.0)
         raw = np.clip(self.P_raw @ self.P_raw[i], -1.0, 1.0)
-        return percentile_from_table(self.table, cos), raw
+        return percentile_from_table(self.table, _local_scale(cos, i, self.radius, self.calibration)), raw
 
     def top(self, artist_id: int, *, k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float, float]]:
         """The `k` best ``(artist_id, score, raw_cosine)``, best first, the query excluded."""
@@ -167,7 +201,7 @@ def build_artist_scorer(X: np.ndarray, labels: np.ndarray, *, calibration: str, 
     """Build the scorer of track vectors `X` ``(n_tracks, d)`` labelled by artist ids ``(n_tracks,)``.
 
     Small libraries get the exact matrix of ``similarity.artist_similarity`` (any calibration it
-    supports); large ones an on-demand scorer (``none``/``center``, centroid profiles).
+    supports); large ones an on-demand scorer (none/center/nicdm/csls, centroid profiles).
     """
     n_artists = len(np.unique(labels))
     if n_artists <= full_matrix_max:
@@ -183,14 +217,16 @@ def build_artist_scorer(X: np.ndarray, labels: np.ndarray, *, calibration: str, 
         )
     uniq, P_raw = artist_profiles(X, labels, kind="centroid")
     P_raw = l2_normalize(P_raw).astype(np.float32)
-    if calibration == "center":
+    if calibration != "none":  # centre (calibration.Centerer), then profile — as artist_similarity
         Xn = l2_normalize(np.asarray(X, np.float64))
         _, P = artist_profiles(Xn - Xn.mean(axis=0, keepdims=True), labels, kind="centroid")
         P = l2_normalize(P).astype(np.float32)
     else:
         P = P_raw
+    radius = _knn_radius(P, calibration, LOCAL_K)
+    table = _pair_table(P, max_pairs=QUANTILE_SAMPLE_PAIRS, radius=radius, calibration=calibration)
     return ArtistScorer(np.asarray(uniq), calibration, profile, P=np.ascontiguousarray(P),
-                        P_raw=np.ascontiguousarray(P_raw), table=_pair_table(P, max_pairs=QUANTILE_SAMPLE_PAIRS))
+                        P_raw=np.ascontiguousarray(P_raw), table=table, radius=radius)
 
 
 # --- tracks ----------------------------------------------------------------------------------
