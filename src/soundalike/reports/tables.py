@@ -167,7 +167,8 @@ def _variance(report: dict, met: dict) -> list[dict]:
     return [{"title": "Variance analysis (raw cosine of centroid profiles, all artist pairs)",
              "caption": caption(report, calibration="none"), "columns": ["statistic", *[f"{b} ({_wk(r)})" for b, r in rs.items()]],
              "rows": rows, "note": "The seeds' success measure was a wider range; a range says little about ranking "
-                                   "quality (see genre P@k and nDCG)."}]
+                                   "quality (see genre P@k and nDCG). Ensemble (a+b) vectors are z-scored blocks "
+                                   "(backends.ensemble.combine_blocks), so their cosines are centred near 0."}]
 
 
 def _winners(report: dict, met: dict) -> list[dict]:
