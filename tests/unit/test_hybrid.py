@@ -83,3 +83,31 @@ def test_config_from_yaml(tmp_path):
     p.write_text("weights: {genre: 1}\n")
     with pytest.raises(ParameterError, match="signal='genre'"):
         HybridConfig.from_yaml(p)
+
+
+def test_enrichment_inputs_feed_tags_refs_graph(store, monkeypatch):
+    """When soundalike.enrich is installed, its signal_inputs(store) feed the hybrid."""
+    import soundalike.enrich as enrich
+    from soundalike.hybrid import hybrid_scores
+
+    import hashlib
+
+    with store.transaction() as db:
+        for n in ("Alpha", "Beta", "Gamma", "Delta"):
+            store.add_track(track_id=hashlib.sha256(n.encode()).hexdigest(), path=f"/x/{n}.ogg", artist=n, db=db)
+    ids = [store.find_artist(n).artist_id for n in ("Alpha", "Beta", "Gamma", "Delta")]
+    a, b, c, d = ids
+    monkeypatch.setattr(enrich, "signal_inputs", lambda s: {
+        "tags": {a: {"shoegaze": 1.0}, b: {"shoegaze": 0.5, "dream pop": 1.0}},
+        "refs": [(a, b, 1.0)],
+        "graph": [(b, c, "member of band", 1.0)],
+    }, raising=False)
+    res = hybrid_scores(store, signals=["tags", "refs", "graph"],
+                        config=HybridConfig(weights={"tags": 0.3, "refs": 0.2, "graph": 0.1}))
+    pos = {int(x): i for i, x in enumerate(res.artist_ids)}
+    assert res.signals["tags"].score[pos[a], pos[b]] > 0
+    assert res.signals["refs"].score[pos[a], pos[b]] == 1.0
+    assert res.signals["graph"].score[pos[a], pos[c]] > 0  # reached through Beta
+    assert res.coverage()["graph"] == pytest.approx(0.75)
+    assert np.isnan(res.score[pos[d], pos[a]])  # Delta has nothing at all
+    assert res.signals_used == ["tags", "refs", "graph"]
