@@ -224,4 +224,5 @@ def test_on_demand_scorer_matches_exact_matrix(calibration):
     for a in (0, 17, 79):
         e, z = exact.top(a, k=10), lazy.top(a, k=10)
         assert [x[0] for x in e] == [x[0] for x in z]
-        assert [x[1] for x in e] == pytest.approx([x[1] for x in z], abs=1e-4)
+        # float32 rows vs float64 matrix: a tie-level rounding may move a pair by one rank of 3,160
+        assert [x[1] for x in e] == pytest.approx([x[1] for x in z], abs=2 / 3160)

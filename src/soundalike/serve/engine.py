@@ -51,6 +51,7 @@ def percentile_from_table(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     n = table.size
     if n == 0:
         return np.full(np.shape(values), 0.5, dtype=np.float32)
+    values = np.asarray(values, dtype=table.dtype)  # else numpy converts the whole table per call
     lo = np.searchsorted(table, values, side="left")
     hi = np.searchsorted(table, values, side="right")
     return np.clip((lo + hi) / (2.0 * n), 0.0, 1.0).astype(np.float32)
@@ -96,7 +97,7 @@ def _knn_radius(P: np.ndarray, calibration: str, k: int) -> np.ndarray | None:
         S = np.clip(P[s:s + 1024] @ P.T, -1.0, 1.0)
         S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
         out[s:s + S.shape[0]] = -np.partition(-S, k - 1, axis=1)[:, :k].mean(axis=1)
-    return np.maximum(1.0 - out, 1e-9) if calibration == "nicdm" else out
+    return (np.maximum(1.0 - out, 1e-9) if calibration == "nicdm" else out).astype(np.float32)
 
 
 def _local_scale(cos: np.ndarray, i, radius: np.ndarray | None, calibration: str, j=None) -> np.ndarray:
@@ -158,15 +159,25 @@ class ArtistScorer:
         """``(score, raw_cosine)`` of row `i`, each ``(n_artists,)`` float32."""
         if self.score is not None:
             return self.score[i], self.raw[i]
+        cal, raw = self._calibrated_row(i)
+        return percentile_from_table(self.table, cal), raw
+
+    def _calibrated_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         cos = np.clip(self.P @ self.P[i], -1.0, 1.0)
         raw = np.clip(self.P_raw @ self.P_raw[i], -1.0, 1.0)
-        return percentile_from_table(self.table, _local_scale(cos, i, self.radius, self.calibration)), raw
+        return _local_scale(cos, i, self.radius, self.calibration).astype(np.float32, copy=False), raw
 
     def top(self, artist_id: int, *, k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float, float]]:
         """The `k` best ``(artist_id, score, raw_cosine)``, best first, the query excluded."""
         i = self.index_of(artist_id)
-        score, raw = self.row(i)
-        return self._top_of(score, raw, k=k, skip={i} | {self._index[a] for a in exclude if a in self._index})
+        skip = {i} | {self._index[a] for a in exclude if a in self._index}
+        if self.score is not None:
+            return self._top_of(self.score[i], self.raw[i], k=k, skip=skip)
+        # The percentile is monotonic in the calibrated value: rank on it, map only the winners.
+        cal, raw = self._calibrated_row(i)
+        best = self._top_of(cal, raw, k=k, skip=skip)
+        pct = percentile_from_table(self.table, np.array([s for _, s, _ in best], np.float32))
+        return [(a, float(p), r) for (a, _, r), p in zip(best, pct)]
 
     def scores_for(self, artist_id: int, others: Sequence[int]) -> list[float | None]:
         """Scores of `artist_id` against each of `others` (None where an artist has no vectors)."""
