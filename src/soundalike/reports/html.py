@@ -46,9 +46,13 @@ def heatmap_svg(names: list[str], M: list[list[float]], *, title: str) -> str:
     return "".join(parts)
 
 
+def _anchor(title: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:40]
+
+
 def table_html(t: dict) -> str:
     """One table of :func:`report_tables` as an HTML table with its caption and note."""
-    h = [f"<h3>{escape(t['title'])}</h3><table><caption>{escape(t['caption'])}</caption><tr>"]
+    h = [f"<h3 id='{_anchor(t['title'])}'>{escape(t['title'])}</h3><table><caption>{escape(t['caption'])}</caption><tr>"]
     h += [f"<th>{escape(str(c))}</th>" for c in t["columns"]]
     h.append("</tr>")
     for row in t["rows"]:
@@ -177,7 +181,7 @@ def render_html(report: dict) -> str:
         h.extend(table_html(t) for t in tables)
     runs = report.get("runs") or []
     if runs:
-        h.append("<h2>Run summary</h2><table><tr><th>stage</th><th>done</th><th>cached</th><th>failed</th></tr>")
+        h.append("<h2 id='runs'>Run summary</h2><table><tr><th>stage</th><th>done</th><th>cached</th><th>failed</th></tr>")
         for r in runs:
             failed = ", ".join(f"{escape(k)}: {v}" for k, v in r.get("failed", {}).items()) or "0"
             h.append(f"<tr><td>{r['stage']}</td><td>{r['done']}</td><td>{r['cached']}</td><td>{failed}</td></tr>")
