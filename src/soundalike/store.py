@@ -183,7 +183,7 @@ class Store:
             raise ParameterError(f"Artist name {name!r} is empty after normalisation; give a real name.")
         row = conn.execute("SELECT artist_id, mbid FROM artists WHERE name_key=?", (key,)).fetchone()
         if row:
-            if mbid and not row[1]:
+            if mbid and mbid != row[1]:  # a newer pin (manifest / tags) wins
                 conn.execute("UPDATE artists SET mbid=? WHERE artist_id=?", (mbid, row[0]))
             return int(row[0])
         cur = conn.execute("INSERT INTO artists(name, name_key, mbid) VALUES (?, ?, ?)", (name.strip(), key, mbid))

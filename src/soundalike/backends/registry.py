@@ -107,7 +107,10 @@ def load_backend(
     if "+" in name:
         from .ensemble import Ensemble
 
-        return Ensemble(name.split("+"), device=device, dtype=dtype, **options)
+        if weights is not None and not isinstance(weights, (list, tuple)):
+            raise ParameterError(f"weights for the ensemble {name!r} must be a list of numbers, one per member.")
+        return Ensemble(name.split("+"), weights=list(weights) if weights is not None else None,
+                        device=device, dtype=dtype, **options)
     cls = backend_class(name)
     missing = cls.missing_requirements()
     if missing:

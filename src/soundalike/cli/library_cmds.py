@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..audio import WindowPolicy
 from ..backends import backend_class, load_backend
+from ..compare import DEFAULT_CALIBRATION
 from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
 from ..reports import build_report, write_reports
 from ._common import cli_command, err, open_db, out, print_json, progress_bar, split_list
@@ -145,7 +146,7 @@ def register(app: typer.Typer) -> None:
         db: DbOpt = None,
         out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.{json,md,html}.")] = Path("out/report"),
         backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[str, typer.Option("--calibration")] = "center",
+        calibration: Annotated[str, typer.Option("--calibration", help="Calibration (default: the one that wins validation).")] = DEFAULT_CALIBRATION,
     ) -> None:
         """Write the similarity report of a database."""
         with open_db(db, readonly=True) as store:
@@ -163,7 +164,7 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); default musicnn-msd + descriptors.")] = None,
         window: WindowOpt = "middle",
         jobs: JobsOpt = DEFAULT_JOBS,
-        calibration: Annotated[str, typer.Option("--calibration")] = "center",
+        calibration: Annotated[str, typer.Option("--calibration", help="Calibration (default: the one that wins validation).")] = DEFAULT_CALIBRATION,
         fail_on_error: FailOpt = False,
     ) -> None:
         """The main job: ingest → embed → similarity → report."""
