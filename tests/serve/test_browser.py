@@ -30,9 +30,15 @@ def _need_chromium() -> None:
         pytest.skip(msg)
 
 
-@pytest.mark.browser
-def test_page_map_search_neighbours_query(serve_library, tmp_path):
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Skip (fail under SOUNDALIKE_CI=1) before the library is built when Chromium is absent."""
     _need_chromium()
+    return CHROMIUM
+
+
+@pytest.mark.browser
+def test_page_map_search_neighbours_query(chromium, serve_library, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     from soundalike.serve import Settings, create_app
@@ -42,7 +48,7 @@ def test_page_map_search_neighbours_query(serve_library, tmp_path):
     shots = Path(os.environ.get("SOUNDALIKE_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with ServerThread(create_app(Settings(db=serve_library["db"]))) as srv, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []
@@ -66,6 +72,8 @@ def test_page_map_search_neighbours_query(serve_library, tmp_path):
             expect(page.locator("#neighbours-title")).to_have_text("Neighbours of Low Tones")
             expect(page.locator("#neighbours li.nb")).to_have_count(3)
             expect(page.locator("#neighbours li.nb .bar").first).to_be_visible()
+            fill = page.locator("#neighbours li.nb .bar .fill").first.bounding_box()
+            assert fill is not None and fill["width"] > 10  # the per-signal bar is drawn
             expect(page.locator("#map circle.selected")).to_have_count(1)
             # Zoom with the wheel changes the view box.
             before = page.locator("#map").get_attribute("viewBox")
