@@ -228,3 +228,30 @@ def test_on_demand_scorer_matches_exact_matrix(calibration):
         assert [x[0] for x in e] == [x[0] for x in z]
         # float32 rows vs float64 matrix: a tie-level rounding may move a pair by one rank of 3,160
         assert [x[1] for x in e] == pytest.approx([x[1] for x in z], abs=2 / 3160)
+
+
+def test_rescan_with_token_ingests_new_files_and_reloads(serve_library, tmp_path):
+    import shutil
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from soundalike.serve import Settings, create_app
+
+    root = tmp_path / "music"
+    shutil.copytree(serve_library["root"], root)
+    db = tmp_path / "lib.db"
+    shutil.copy(serve_library["db"], db)
+    t = np.arange(3 * 22050) / 22050
+    (root / "Newcomer").mkdir()
+    sf.write(str(root / "Newcomer" / "new.wav"), (0.3 * np.sin(2 * np.pi * 523 * t)).astype(np.float32), 22050)
+    with TestClient(create_app(Settings(db=db, api_token="tok", library_root=root))) as c:
+        r = c.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 300
+        while c.get("/api/health").json()["n_artists"] < 5:
+            assert time.monotonic() < deadline, "rescan did not finish"
+            time.sleep(0.5)
+        new = c.get("/api/artists", params={"q": "newcomer"}).json()["artists"]
+        assert new and new[0]["n_tracks"] == 1
+        assert c.get(f"/api/artists/{new[0]['artist_id']}/similar", params={"k": 2}).status_code == 200

@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="Backend answering queries.")] = None,
         calibration: Annotated[Optional[str], typer.Option("--calibration", help="Default calibration.")] = None,
         library: Annotated[Optional[Path], typer.Option("--library", help="Folder that POST /api/admin/rescan ingests.")] = None,
+        manifest: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest the rescan ingests with.")] = None,
         max_upload_mb: Annotated[Optional[float], typer.Option("--max-upload-mb", min=0.001, help="Upload cap (default 20).")] = None,
         get: Annotated[Optional[str], typer.Option("--get", help="Answer one GET (e.g. /api/health) on stdout and exit.")] = None,
     ) -> None:
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from ..serve import Settings, create_app
 
         settings = Settings.from_env(
-            db, backend=backend, calibration=calibration, library_root=library,
+            db, backend=backend, calibration=calibration, library_root=library, library_manifest=manifest,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
         )
         if not settings.db.exists():

@@ -255,7 +255,7 @@ def _run_rescan(app, st: LibraryState) -> None:
             run_id = store.start_run(["serve", "rescan", str(st.settings.library_root)])
             policies = {m.config.get("window", "middle") for m in st.models} or {"middle"}
             policy = WindowPolicy.parse(sorted(policies)[0])
-            ingest(store, st.settings.library_root, policy=policy, run_id=run_id)
+            ingest(store, st.settings.library_root, manifest=st.settings.library_manifest, policy=policy, run_id=run_id)
             backends = [load_backend(b) for b in st.backends]
             if backends:
                 embed(store, backends, policy=policy, run_id=run_id)

@@ -55,6 +55,9 @@ class Settings:
         endpoints answer 403 when it is unset. ``SOUNDALIKE_API_TOKEN``.
     library_root : path, optional
         Folder that ``POST /api/admin/rescan`` ingests. ``SOUNDALIKE_LIBRARY_ROOT``.
+    library_manifest : path, optional
+        Manifest (CSV/YAML) the rescan passes to ``ingest`` so artists, titles and genres stay
+        as the manifest says. ``SOUNDALIKE_LIBRARY_MANIFEST``.
     cors_origins : tuple of str
         Origins allowed by CORS; empty (the default) adds no CORS headers at all.
         ``SOUNDALIKE_CORS_ORIGINS`` (comma-separated).
@@ -77,6 +80,7 @@ class Settings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     api_token: str | None = None
     library_root: Path | None = None
+    library_manifest: Path | None = None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     subsonic_user: str | None = None
     subsonic_password: str | None = None
@@ -110,6 +114,7 @@ class Settings:
         origins = tuple(o.strip() for o in (_env("SOUNDALIKE_CORS_ORIGINS") or "").split(",") if o.strip())
         root = _env("SOUNDALIKE_LIBRARY_ROOT")
         hybrid = _env("SOUNDALIKE_HYBRID_CONFIG")
+        manifest = _env("SOUNDALIKE_LIBRARY_MANIFEST")
         clf = _env("SOUNDALIKE_CLASSIFIER")
         base = cls(
             db=Path(db).expanduser() if db is not None else default_db_path(),
@@ -118,6 +123,7 @@ class Settings:
             max_upload_bytes=_env_int("SOUNDALIKE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES),
             api_token=_env("SOUNDALIKE_API_TOKEN"),
             library_root=Path(root).expanduser() if root else None,
+            library_manifest=Path(manifest).expanduser() if manifest else None,
             cors_origins=origins,
             subsonic_user=_env("SOUNDALIKE_SUBSONIC_USER"),
             subsonic_password=_env("SOUNDALIKE_SUBSONIC_PASSWORD"),
