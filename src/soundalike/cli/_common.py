@@ -20,7 +20,7 @@ from ..store import Store, default_db_path
 
 __all__ = ["err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "STATE"]
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
 out = Console(highlight=False, soft_wrap=True)
 STATE: dict[str, Any] = {"debug": False}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..audio import WindowPolicy
@@ -28,7 +29,7 @@ DEFAULT_BACKENDS = ("musicnn-msd", "descriptors")
 def print_summary(summary: RunSummary) -> None:
     """One line per failed file, then done / cached / failed by kind (on stderr)."""
     for f in summary.failures:
-        err.print(f"[red]failed[/] [{f.kind}] {f.path}: {f.message}", highlight=False)
+        err.print(f"[red]failed[/] {escape(f'[{f.kind}] {f.path}: {f.message}')}", highlight=False)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.failed.items()))
     err.print(
         f"{summary.stage}: {summary.done} done, {summary.cached} cached, {summary.n_failed} failed"

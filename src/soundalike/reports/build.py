@@ -26,6 +26,32 @@ def _genre_of(genres_per_track: list[tuple[str, ...]]) -> str | None:
     return majority_genre(genres_per_track)
 
 
+def _quality(view, sim, genre: dict, calibration: str) -> dict:
+    """Same-artist track mAP and artist genre P@1/P@5 with ceilings and chance (CONTRACTS.md).
+
+    The genre labels come from tags/manifest and are used only as the reference here.
+    """
+    from ..metrics import genre_precision_at_k, hubness, same_artist_map
+    from ..similarity import track_similarity
+
+    out: dict = {}
+    if len(view.track_ids) > 2:
+        ts = track_similarity(view.X, calibration=calibration)
+        sa = same_artist_map(ts.score, list(view.track_artist))
+        out["same_artist_map"] = {"value": sa["MAP"], "chance": sa["chance"], "ceiling": sa["ceiling"],
+                                  "n_queries": sa["n_queries"]}
+    labels = [genre.get(int(a)) for a in sim.labels]
+    if len(sim.labels) > 2 and sum(g is not None for g in labels) > 1:
+        for k in (1, 5):
+            r = genre_precision_at_k(sim.score, labels, k=min(k, len(sim.labels) - 1))
+            out[f"genre_P@{k}"] = {"value": r[f"P@{r['k']}"], "ceiling": r["ceiling"], "chance": r["chance"],
+                                   "n_queries": r["n_queries"]}
+    if len(sim.labels) > 5:
+        h = hubness(sim.score, k=5)
+        out["hubness@5"] = {key: h[key] for key in h if not hasattr(h[key], "__len__")}
+    return out
+
+
 def build_report(
     store: Store, *, backends: list[str] | None = None, calibration: str = DEFAULT_CALIBRATION,
     k: int = 5, library: str | None = None, summaries: list[dict] | None = None,
@@ -67,6 +93,7 @@ def build_report(
             "raw_cosine_matrix": np.round(sim.raw_cosine, 4).tolist(),
             "score_matrix": np.round(sim.score, 4).tolist(),
             "neighbours": neighbours,
+            "metrics": _quality(view, sim, genre, calibration),
         })
     primary = sections[0] if sections else None
     return {
@@ -86,6 +113,8 @@ def build_report(
         "pairs": primary["raw_cosine_pairs"] if primary else {},
         "neighbours": primary["neighbours"] if primary else {},
         "models": sections,
-        "metrics": {},
+        "metrics": {"quality": {s["name"]: s["metrics"] for s in sections},
+                    "quality_note": "same-artist mAP over tracks; genre P@k over artists (other artists only); "
+                                    "genre labels from tags/manifest are the reference, never a signal"},
         "runs": summaries or [],
     }

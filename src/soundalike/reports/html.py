@@ -6,7 +6,7 @@ from html import escape
 
 import numpy as np
 
-from .tables import report_tables
+from .tables import quality_rows, report_tables
 
 __all__ = ["render_html", "heatmap_svg", "histogram_svg", "scatter_svg", "table_html"]
 
@@ -143,6 +143,12 @@ def render_html(report: dict) -> str:
         h.append(f"<h2>{escape(m['name'])} — {escape(m['weights_kind'])} weights</h2>")
         if m["weights_kind"] == "random":
             h.append(f"<p class='warn'>{escape(m['weights_note'])}</p>")
+        q = quality_rows(m)
+        if q:
+            h.append("<table><caption>Quality on this library's own labels</caption>"
+                     "<tr><th>metric</th><th>value</th><th>ceiling</th><th>chance</th></tr>")
+            h.extend(f"<tr><td>{escape(a)}</td><td>{b}</td><td>{c}</td><td>{d}</td></tr>" for a, b, c, d in q)
+            h.append("</table>")
         rc, sc = m["raw_cosine_pairs"], m["pairs"]
         h.append("<table><tr><th>artist pairs</th><th>raw cosine</th><th>calibrated</th></tr>")
         for key in ("min", "max", "mean", "std", "range"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tables import fmt, report_tables
+from .tables import fmt, quality_rows, report_tables
 
 __all__ = ["render_markdown", "markdown_table"]
 
@@ -55,6 +55,8 @@ def render_markdown(report: dict) -> str:
             "",
             f"_{m['weights_note']}._",
             "",
+            *(["Quality on this library's own labels:", "", "| metric | value | ceiling | chance |", "|---|---|---|---|"]
+              + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in quality_rows(m)] + [""] if quality_rows(m) else []),
             "Artist-pair statistics (centroid profiles):",
             "",
             "| statistic | raw cosine (seeds' measure) | calibrated score |",

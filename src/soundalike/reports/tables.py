@@ -243,3 +243,18 @@ def report_tables(report: dict) -> list[dict]:
         return []
     return [*_side_by_side(report, met), *_winners(report, met), *_expected_pairs(report, met),
             *_variance(report, met), *_classification(report, met)]
+
+
+def quality_rows(model: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, value, ceiling, chance) rows of a report section's quick quality metrics."""
+    rows = []
+    for key, label in (("same_artist_map", "same-artist track mAP"), ("genre_P@1", "artist genre P@1"),
+                       ("genre_P@5", "artist genre P@5")):
+        m = (model.get("metrics") or {}).get(key)
+        if m:
+            rows.append((f"{label} ({m['n_queries']} queries)", fmt(m["value"]), fmt(m["ceiling"]), fmt(m["chance"])))
+    h = (model.get("metrics") or {}).get("hubness@5")
+    if h:
+        rows.append(("hubness: largest 5-occurrence / skewness", f"{h['max_k_occurrence']} / {fmt(h['skewness'], 2)}", "–", "–"))
+    return rows
+
