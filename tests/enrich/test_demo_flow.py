@@ -112,10 +112,6 @@ def test_hybrid_uses_all_four_signals_library_level(demo_db):
 
 # Until `similar --signals` reaches the hybrid in cli/query_cmds.py (another part's file), the
 # CLI gate is expected to fail; once wired, this mark switches itself off.
-_CLI_WIRED = "which this build lacks" not in (REPO / "src" / "soundalike" / "cli" / "query_cmds.py").read_text()
-
-
-@pytest.mark.xfail(not _CLI_WIRED, strict=True, reason="`similar --signals` is not yet wired to the hybrid (cli/query_cmds.py)")
 def test_similar_cli_uses_all_four_signals(demo_db):
     """The issue's gate, through the command line (needs the hybrid wired into `similar`)."""
     r = CliRunner().invoke(app, ["enrich", "--offline", "--db", str(demo_db)])
@@ -126,7 +122,6 @@ def test_similar_cli_uses_all_four_signals(demo_db):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not _CLI_WIRED, strict=True, reason="`similar --signals` is not yet wired to the hybrid (cli/query_cmds.py)")
 def test_demo_flow_real_descriptors(tmp_path, monkeypatch):
     """Real ingest and descriptors embeddings of the demo (about 1.5 min on 2 cores), then the flow."""
     db = tmp_path / "library.db"
