@@ -1,7 +1,7 @@
 """distributed.py: Ray workers store the same vectors as the local pipeline; a killed worker
 loses no finished work and the rerun (or the surviving worker) completes the library.
 
-One local Ray cluster (2 CPUs, no dashboard) is started for the module; slow (Ray start ~10 s).
+One local Ray cluster (2 CPUs, no dashboard) is started for the module; those tests are slow.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests.conftest import chirp, noise, tone
 ray = pytest.importorskip("ray")
 from soundalike.distributed import RayEmbedder, WorkerLostError, embed_ray  # noqa: E402
 
-pytestmark = pytest.mark.slow
 BACKEND = "descriptors"
 N_TRACKS = 12
 
@@ -77,6 +76,7 @@ def _assert_same(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None
         np.testing.assert_allclose(got[tid], ref[tid], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_workers_store_the_local_vectors(ray_cluster, library, local_reference, tmp_path, workers):
     key, ref = local_reference
@@ -90,6 +90,7 @@ def test_ray_workers_store_the_local_vectors(ray_cluster, library, local_referen
     s.close()
 
 
+@pytest.mark.slow
 def test_killed_only_worker_keeps_finished_batches_and_rerun_completes(ray_cluster, library, local_reference, tmp_path):
     key, ref = local_reference
     s = _fresh_store(tmp_path, library, "kill1")
@@ -112,6 +113,7 @@ def test_killed_only_worker_keeps_finished_batches_and_rerun_completes(ray_clust
     s.close()
 
 
+@pytest.mark.slow
 def test_killed_worker_batches_go_to_the_survivor(ray_cluster, library, local_reference, tmp_path):
     key, ref = local_reference
     s = _fresh_store(tmp_path, library, "kill2")
@@ -126,3 +128,11 @@ def test_killed_worker_batches_go_to_the_survivor(ray_cluster, library, local_re
     assert killed and summary.done == N_TRACKS
     _assert_same(_vectors(s, key), ref)
     s.close()
+
+
+@pytest.mark.parametrize("kw", [{"workers": 0}, {"batch_size": 0}, {"max_in_flight": -1}, {"cpus_per_worker": 0}])
+def test_bad_options_are_rejected_before_ray_starts(kw):
+    from soundalike.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=next(iter(kw))):
+        RayEmbedder(BACKEND, **kw)
