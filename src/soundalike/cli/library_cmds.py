@@ -89,6 +89,9 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
         dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
         weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend).")] = None,
+        ray: Annotated[bool, typer.Option("--ray", help="Decode and embed on a Ray cluster (extra [distributed]).")] = False,
+        ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (implies --ray).")] = None,
+        workers: Annotated[int, typer.Option("--workers", min=1, help="Ray workers, one model each.")] = 2,
         fail_on_error: FailOpt = False,
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
@@ -96,6 +99,26 @@ def register(app: typer.Typer) -> None:
         names = split_list(backend) or _default_backends()
         if weights is not None and len(names) != 1:
             raise typer.BadParameter("--weights needs exactly one --backend.")
+        if ray or ray_address:
+            from ..distributed import RayEmbedder
+
+            options = {"device": device, "dtype": dtype, **({"weights": str(weights)} if weights else {})}
+            summaries = []
+            with open_db(db) as store:
+                run_id = store.start_run(sys.argv)
+                for n in names:
+                    with RayEmbedder(n, workers=workers, address=ray_address, backend_options=options,
+                                     policy=WindowPolicy.parse(window), batch_size=batch_size) as pool:
+                        with progress_bar(not json_out) as prog:
+                            summaries.append(pool.run(store, run_id=run_id, progress=prog))
+                store.finish_run(run_id)
+            for s in summaries:
+                print_summary(s)
+            if json_out:
+                docs = [s.as_json() for s in summaries]
+                print_json(docs[0] if len(docs) == 1 else docs)
+            _exit_for(summaries, fail_on_error)
+            return
         models = [load_backend(n, weights=weights, device=device, dtype=dtype) for n in names]
         with open_db(db) as store:
             run_id = store.start_run(sys.argv)
