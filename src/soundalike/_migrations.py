@@ -138,10 +138,29 @@ def m003_enrich(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_embed_timings(db: sqlite3.Connection) -> None:
+    """Cost of each embed run per model: wall and CPU seconds for the audio analysed, peak RSS."""
+    db.executescript(
+        """
+        CREATE TABLE embed_timings(
+            run_id INTEGER REFERENCES runs(run_id),
+            model_key TEXT NOT NULL REFERENCES models(model_key),
+            n_clips INTEGER NOT NULL,
+            audio_s REAL NOT NULL,
+            seconds REAL NOT NULL,
+            cpu_s REAL NOT NULL,
+            peak_rss_mb REAL NOT NULL,
+            recorded TEXT NOT NULL
+        );
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_paths_albums", m002_paths_albums),
     ("m003_enrich", m003_enrich),
+    ("m004_embed_timings", m004_embed_timings),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

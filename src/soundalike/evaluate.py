@@ -347,7 +347,8 @@ def _view_rows(store, spec: BackendSpec, exp: Experiment, ctx: dict, progress: C
     ctx["views"][spec.label] = view
     rows = []
     info = {"backend": spec.label, "weights_kind": view.model.weights_kind, "dim": view.model.dim, "layer": view.layer,
-            "model_key": view.model.model_key, "n_tracks": len(view.track_ids)}
+            "model_key": view.model.model_key, "n_tracks": len(view.track_ids),
+            "cost": store.timing(view.model.model_key)}
     for cal in exp.calibrations:
         try:
             tsim = track_similarity(view.X, calibration=cal)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -270,6 +272,7 @@ def embed(
         progress("embed", 0, len(need))
     pool = _pool(jobs)
     n = 0
+    cost = [[0, 0.0, 0.0, 0.0] for _ in backends]  # clips, audio seconds, wall s, cpu s of model work
     try:
         for start in range(0, len(need), batch_size):
             chunk = need[start:start + batch_size]
@@ -282,6 +285,7 @@ def embed(
                 todo = [(t, w.resampled(backend.sample_rate)) for t, w in ok if t.track_id not in have[bi]]
                 if not todo:
                     continue
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     vecs = _embed_windows(backend, [w.clips for _, w in todo], max_batch=max(batch_size, 1))
                 except SoundalikeError:
@@ -292,6 +296,10 @@ def embed(
                         except SoundalikeError as exc:
                             vecs.append(None)  # type: ignore[arg-type]
                             backend_failures.append(FileOutcome(t.path, "failed", "backend", f"{backend.name}: {exc}", t.track_id))
+                cost[bi][0] += sum(len(w.clips) for _, w in todo)
+                cost[bi][1] += sum(c.shape[0] for _, w in todo for c in w.clips) / backend.sample_rate
+                cost[bi][2] += time.perf_counter() - t0
+                cost[bi][3] += time.process_time() - c0
                 for (t, w), v in zip(todo, vecs):
                     if v is not None:
                         results.setdefault(t.track_id, []).append((bi, v, w))
@@ -315,6 +323,11 @@ def embed(
     finally:
         if pool is not None:
             pool.shutdown()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    for key, (clips, audio_s, wall, cpu) in zip(keys, cost):
+        if clips:
+            store.record_timing(run_id=run_id, model_key=key, n_clips=clips, audio_s=audio_s, seconds=wall,
+                                cpu_s=cpu, peak_rss_mb=peak_mb)
     return summary
 
 

@@ -387,6 +387,25 @@ class Store:
         counts = np.bincount(inverse, minlength=len(uniq))[:, None]
         return list(uniq), (sums / counts).astype(np.float32)
 
+    def record_timing(self, *, run_id: int | None, model_key: str, n_clips: int, audio_s: float, seconds: float,
+                      cpu_s: float, peak_rss_mb: float) -> None:
+        """Record what one embed run cost for one model (model work only, decoding excluded)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO embed_timings VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, model_key, n_clips, audio_s, seconds, cpu_s, peak_rss_mb, _now()))
+
+    def timing(self, model_key: str) -> dict | None:
+        """Seconds per 30 s of audio (wall and CPU) over every recorded run of a model, and peak RSS."""
+        row = self.execute(
+            "SELECT SUM(n_clips), SUM(audio_s), SUM(seconds), SUM(cpu_s), MAX(peak_rss_mb) FROM embed_timings"
+            " WHERE model_key=? AND audio_s > 0", (model_key,),
+        ).fetchone()
+        if not row or not row[0]:
+            return None
+        n, audio, wall, cpu, rss = row
+        return {"n_clips": int(n), "seconds_per_30s_clip": 30.0 * wall / audio, "cpu_seconds_per_30s_clip": 30.0 * cpu / audio,
+                "peak_rss_mb": float(rss), "measured": "model work in `soundalike embed` (decoding excluded)"}
+
     # --- summaries -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         q = {

@@ -88,6 +88,8 @@ def test_embed_caches_and_batches(small_library, store):
     s2 = embed(store, [again])
     assert s2.done == 0 and s2.cached == 6 and again.calls == []  # no model work at all
     key, _ = model_key(b, WindowPolicy())
+    cost = store.timing(key)  # what the run cost is recorded for reports (6 clips of 4 s)
+    assert cost["n_clips"] == 6 and cost["seconds_per_30s_clip"] > 0 and cost["peak_rss_mb"] > 10
     tids, X = store.track_embeddings(key, layer=1)
     assert X.shape == (6, 8)
     # batched vectors equal one-by-one vectors

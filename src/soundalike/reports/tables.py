@@ -100,6 +100,20 @@ def _side_by_side(report: dict, met: dict) -> list[dict]:
                     "could score with these labels; chance = a random ranking. Genre separation = mean score of "
                     "same-genre artist pairs minus different-genre pairs. Artists whose genre no other artist shares "
                     "are not queries."}]
+    costs = {}
+    for r in ok:
+        if r.get("cost") and r["backend"] not in costs:
+            c = r["cost"]
+            costs[r["backend"]] = [r["backend"], _wk(r), fmt(c["seconds_per_30s_clip"], 2),
+                                   fmt(c["cpu_seconds_per_30s_clip"], 2), fmt(c["peak_rss_mb"], 0), str(c["n_clips"])]
+    if costs:
+        out.append({"title": "Cost per backend", "caption": caption(report),
+                    "columns": ["backend", "weights", "s per 30 s clip (wall)", "CPU s per 30 s clip",
+                                "peak RSS MiB", "clips measured"],
+                    "rows": list(costs.values()),
+                    "note": "Model work recorded by `soundalike embed` on the machine that built this library "
+                            "(decoding excluded; peak RSS of the whole embed process). benchmarks/embed.py measures "
+                            "end to end beside a naive baseline."})
     if na:
         out.append({"title": "Configurations not evaluated", "caption": caption(report), "columns":
                     ["backend", "calibration", "profile", "why"], "rows": na, "note": ""})
