@@ -132,10 +132,21 @@ class Backend(ABC):
                 cls.name, "needs-extra", None, cls.default_embedding_size, cls.sample_rate,
                 hint, cls.description,
             )
+        hint = cls.weights_hint()
+        if hint:
+            return BackendStatus(
+                cls.name, "weights-missing", None, cls.default_embedding_size, cls.sample_rate,
+                hint, cls.description,
+            )
         return BackendStatus(
             cls.name, "ready", cls.expected_weights_kind(), cls.default_embedding_size,
             cls.sample_rate, "", cls.description,
         )
+
+    @classmethod
+    def weights_hint(cls) -> str | None:
+        """``None`` when the backend needs no weights or finds them; else how to get them."""
+        return None
 
     @classmethod
     def expected_weights_kind(cls) -> WeightsKind | None:

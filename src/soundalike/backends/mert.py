@@ -35,7 +35,7 @@ import numpy as np
 from .._validation import check_audio, check_option
 from ..errors import ParameterError, WeightsError
 from . import _weights
-from .base import Backend, BackendStatus
+from .base import Backend
 from .registry import register_backend
 
 __all__ = ["MertV1_95M", "MertV1_330M", "normalize_chunks", "window_starts", "find_mert_weights"]
@@ -246,17 +246,11 @@ class _MertV1(Backend):
         return "real"
 
     @classmethod
-    def status(cls) -> BackendStatus:
-        base = super().status()
-        if base.status != "ready":
-            return base
-        if find_mert_weights(cls.variant) is None:
-            hint = _install_hint(cls.variant)
-            return BackendStatus(
-                cls.name, "weights-missing", None, cls.default_embedding_size, cls.sample_rate,
-                hint[0].upper() + hint[1:], cls.description,
-            )
-        return base
+    def weights_hint(cls) -> str | None:
+        if find_mert_weights(cls.variant) is not None:
+            return None
+        hint = _install_hint(cls.variant)
+        return hint[0].upper() + hint[1:]
 
     # --- inference -----------------------------------------------------------------------
     def _windows(self, audio: np.ndarray) -> tuple[np.ndarray, list[int]]:

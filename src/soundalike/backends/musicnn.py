@@ -34,7 +34,7 @@ import numpy as np
 from .._validation import check_audio, check_option
 from ..errors import ParameterError, SoundalikeWarning, WeightsError
 from . import _weights
-from .base import Backend, BackendStatus
+from .base import Backend
 from .registry import register_backend
 
 __all__ = [
@@ -266,17 +266,10 @@ class _Musicnn(Backend):
         return "real"
 
     @classmethod
-    def status(cls) -> BackendStatus:
-        base = super().status()
-        if base.status != "ready":
-            return base
+    def weights_hint(cls) -> str | None:
         if find_musicnn_checkpoint(cls.model) is None:
-            return BackendStatus(
-                cls.name, "weights-missing", None, cls.default_embedding_size, cls.sample_rate,
-                f"{INSTALL_COMMAND}  (the {cls.model} checkpoint ships in the musicnn wheel)",
-                cls.description,
-            )
-        return base
+            return f"{INSTALL_COMMAND}  (the {cls.model} checkpoint ships in the musicnn wheel)"
+        return None
 
     # --- inference -----------------------------------------------------------------------
     def _prepare(self, audio: np.ndarray) -> np.ndarray:

@@ -292,18 +292,20 @@ class VGGish(Backend):
         return "real"
 
     @classmethod
+    def weights_hint(cls) -> str | None:
+        if find_vggish_weights()[0] is not None:
+            return None
+        hint = _install_hint()
+        return hint[0].upper() + hint[1:]
+
+    @classmethod
     def status(cls) -> BackendStatus:
         base = super().status()
-        if base.status != "ready":
+        model, pca = find_vggish_weights() if base.status == "ready" else (None, None)
+        if model is None or pca is not None:
             return base
-        model, pca = find_vggish_weights()
-        if model is None:
-            return BackendStatus(
-                cls.name, "weights-missing", None, cls.default_embedding_size, cls.sample_rate,
-                _install_hint()[0].upper() + _install_hint()[1:], cls.description,
-            )
-        hint = "" if pca is not None else f"PCA file {PCA_FILE} not found beside {model}: embeddings are not postprocessed"
-        return BackendStatus(cls.name, "ready", "real", cls.default_embedding_size, cls.sample_rate, hint, cls.description)
+        note = f"PCA file {PCA_FILE} not found beside {model}: embeddings are not postprocessed"
+        return BackendStatus(cls.name, "ready", "real", cls.default_embedding_size, cls.sample_rate, note, cls.description)
 
     # --- inference -----------------------------------------------------------------------
     def _prepare(self, audio: np.ndarray) -> np.ndarray:
