@@ -173,17 +173,33 @@ class HybridScorer(BaseEstimator):
     to sum 1, so the learned weights plug into :func:`blend` (a negative weight would reward
     dissimilarity on a signal; we do not allow it).
 
+    ``fit_listwise(mats, labels)``: learning to rank on whole score matrices. The weights are a
+    softmax of free parameters ``theta`` (so they stay on the simplex) fitted by minimising a
+    listwise softmax cross-entropy (each item's same-label items against all other items, a
+    smooth surrogate of mAP) plus ``shrinkage * |theta|^2 / 2``: ``theta = 0`` is equal weights,
+    so the penalty shrinks the blend toward equal weights. ``fit_listwise_cv`` chooses the
+    shrinkage by inner label-disjoint cross-validation (folds of labels, e.g. artists), so with
+    few reference groups the blend stays near equal weights unless the data say otherwise.
+
+    ``fit_ranking(mats, labels)``: grid search of mAP over the simplex (few signals only).
+
     Parameters
     ----------
     signals : tuple of str   column names of F
-    C : float   inverse regularisation strength
-    balanced : bool   class_weight="balanced" (reference pairs are rare)
+    C : float   inverse regularisation strength (``fit``)
+    balanced : bool   class_weight="balanced" (reference pairs are rare; ``fit``)
+    shrinkage : float   penalty toward equal weights (``fit_listwise``); ``inf`` = equal weights
+    temperature : float   starting softmax temperature on the [0, 1] scores (``fit_listwise``
+        learns it with the weights)
     """
 
-    def __init__(self, *, signals: tuple[str, ...] = ("audio", "descriptors"), C: float = 1.0, balanced: bool = True) -> None:
+    def __init__(self, *, signals: tuple[str, ...] = ("audio", "descriptors"), C: float = 1.0, balanced: bool = True,
+                 shrinkage: float = 1.0, temperature: float = 0.05) -> None:
         self.signals = signals
         self.C = C
         self.balanced = balanced
+        self.shrinkage = shrinkage
+        self.temperature = temperature
 
     def fit(self, F: Any, y: Any) -> "HybridScorer":
         from sklearn.linear_model import LogisticRegression
@@ -230,6 +246,124 @@ class HybridScorer(BaseEstimator):
         self.n_features_in_ = len(mats)
         return self
 
+    def fit_listwise(self, mats: list[np.ndarray], labels: Any) -> "HybridScorer":
+        """Learn simplex weights by a listwise ranking loss, shrunk toward equal weights.
+
+        Parameters
+        ----------
+        mats : list of np.ndarray [shape=(n, n)]   one score matrix per signal, in ``signals`` order
+        labels : array [shape=(n,)]                e.g. the artist of each track
+
+        Minimises ``mean_i mean_{j: y_j = y_i} -log softmax_k(s_ik / T)_j + shrinkage |theta|^2 / 2``
+        over ``theta`` and ``T`` (``temperature`` is its start, ``temperature_`` the fitted value)
+        with ``w = softmax(theta)``, ``s = sum_s w_s M_s`` and k over every item but i (items
+        without another item of their label are not queries).
+        """
+        from scipy.optimize import minimize
+
+        M, Y = self._check_mats(mats, labels)
+        d = M.shape[0]
+        lam = float(self.shrinkage)
+        tau = float(self.temperature)
+        if not tau > 0:
+            raise ParameterError(f"temperature must be > 0, got {self.temperature!r}.")
+        if lam < 0 or np.isnan(lam):
+            raise ParameterError(f"shrinkage must be >= 0 (inf = equal weights), got {self.shrinkage!r}.")
+        if not np.isfinite(lam) or d == 1:
+            self.coef_ = np.full(d, 1.0 / d)
+        else:
+            queries = Y.sum(axis=1) > 0
+            Yq = Y[queries] / Y[queries].sum(axis=1, keepdims=True)
+            Mq = M[:, queries, :]
+            off = ~np.eye(M.shape[1], dtype=bool)[queries]
+            nq = Yq.shape[0]
+
+            def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+                theta, beta = x[:-1], np.exp(x[-1]) / tau  # beta: the learned inverse temperature
+                w = np.exp(theta - theta.max())
+                w /= w.sum()
+                S = np.tensordot(w, Mq, axes=1)
+                Z = np.where(off, beta * S, -np.inf)
+                zmax = Z.max(axis=1, keepdims=True)
+                E = np.exp(Z - zmax)
+                lse = np.log(E.sum(axis=1, keepdims=True)) + zmax
+                P = E / E.sum(axis=1, keepdims=True)
+                val = float(-(Yq * np.where(off, Z - lse, 0.0)).sum() / nq)
+                G = (P - Yq) / nq  # d loss / d z_ik
+                gw = beta * np.tensordot(Mq, G, axes=([1, 2], [0, 1]))
+                gtheta = w * (gw - w @ gw)
+                gb = float((G * np.where(off, beta * S, 0.0)).sum())
+                return val + 0.5 * lam * float(theta @ theta), np.r_[gtheta + lam * theta, gb]
+
+            bounds = [(None, None)] * d + [(np.log(1e-3), np.log(1e3))]
+            res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"maxiter": 1000})
+            theta = res.x[:-1]
+            self.temperature_ = float(tau / np.exp(res.x[-1]))
+            w = np.exp(theta - theta.max())
+            self.coef_ = w / w.sum()
+        self.n_features_in_ = d
+        return self
+
+    def fit_listwise_cv(self, mats: list[np.ndarray], labels: Any, *,
+                        shrinkages: tuple[float, ...] = (0.0, 1e-3, 1e-2, 1e-1, 1.0, float("inf")),
+                        n_splits: int = 4, seed: int = 0) -> "HybridScorer":
+        """``fit_listwise`` with the shrinkage chosen by inner label-disjoint cross-validation.
+
+        The labels (artists) are split into ``n_splits`` folds (``artist_folds``, ``seed``); for
+        each shrinkage the weights are learned on the other folds' items and the held-out items
+        query every item with the blend; the shrinkage with the best mean mAP wins (ties: the
+        stronger shrinkage, i.e. closer to equal weights), then the weights are refitted on all.
+
+        Sets ``shrinkage`` and ``cv_scores_`` ({shrinkage: inner CV mAP}).
+        """
+        from .metric_learning import artist_folds
+        from .metrics import same_artist_map
+
+        M, _ = self._check_mats(mats, labels)
+        labels = np.asarray(labels)
+        k = min(n_splits, np.unique(labels).size)
+        if k < 2:
+            raise ParameterError("fit_listwise_cv needs items of at least 2 labels.")
+        folds = artist_folds(labels, n_splits=k, seed=seed)
+        scores: dict[float, list[float]] = {float(s): [] for s in shrinkages}
+        for test in folds:
+            tr = np.flatnonzero(~test)
+            sub = [m[np.ix_(tr, tr)] for m in M]
+            for s in scores:
+                w = self._clone(shrinkage=s).fit_listwise(sub, labels[tr]).coef_
+                r = same_artist_map(np.tensordot(w, M, axes=1), labels)
+                q = np.asarray(r["query"], dtype=int)
+                keep = test[q]
+                if keep.any():
+                    scores[s].append(float(np.asarray(r["ap"])[keep].mean()))
+        mean = {s: float(np.mean(v)) if v else -np.inf for s, v in scores.items()}
+        best = max(mean.values())
+        self.shrinkage = max(s for s, v in mean.items() if v >= best - 1e-12)
+        self.cv_scores_ = mean
+        return self.fit_listwise(list(M), labels)
+
+    def _clone(self, **kw: Any) -> "HybridScorer":
+        p = self.get_params()
+        p.update(kw)
+        return type(self)(**p)
+
+    def _check_mats(self, mats: list[np.ndarray], labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        if len(mats) != len(self.signals):
+            raise ParameterError(f"need {len(self.signals)} matrices (signals {self.signals}), got {len(mats)}.")
+        M = np.stack([np.asarray(m, dtype=np.float64) for m in mats])
+        labels = np.asarray(labels)
+        n = M.shape[1]
+        if M.shape[1:] != (n, n) or labels.shape != (n,):
+            raise ParameterError(f"matrices must be square (n, n) with one label per row; got {M.shape[1:]} and "
+                                 f"{labels.shape} labels.")
+        if not np.isfinite(M).all():
+            raise ParameterError("score matrices must be finite for ranking fits.")
+        Y = (labels[:, None] == labels[None, :]) & ~np.eye(n, dtype=bool)
+        if not Y.any():
+            raise ParameterError("no two items share a label: nothing to rank.")
+        return M, Y.astype(np.float64)
+
     def weights(self) -> dict[str, float]:
         if not hasattr(self, "coef_"):
             raise NotFittedError("This HybridScorer is not fitted yet; call fit(F, y) on reference pairs first.")
@@ -248,7 +382,9 @@ class HybridScorer(BaseEstimator):
         p = Path(path).with_suffix(".json")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"format": "soundalike-hybrid-weights", "version": 1, "signals": list(self.signals),
-                                 "weights": self.weights(), "params": {"C": self.C, "balanced": self.balanced}}, indent=2))
+                                 "weights": self.weights(), "params": {"C": self.C, "balanced": self.balanced,
+                                            "shrinkage": _json_float(self.shrinkage),
+                                            "temperature": self.temperature}}, indent=2))
         return p
 
     @classmethod
@@ -259,10 +395,18 @@ class HybridScorer(BaseEstimator):
         doc = json.loads(p.read_text())
         if doc.get("format") != "soundalike-hybrid-weights":
             raise ParameterError(f"{p} is not a soundalike learned-weights file.")
-        est = cls(signals=tuple(doc["signals"]), **doc.get("params", {}))
+        params = dict(doc.get("params", {}))
+        if isinstance(params.get("shrinkage"), str):  # "inf": JSON has no infinity
+            params["shrinkage"] = float(params["shrinkage"])
+        est = cls(signals=tuple(doc["signals"]), **params)
         est.coef_ = np.array([doc["weights"][s] for s in est.signals], dtype=np.float64)
         est.n_features_in_ = len(est.signals)
         return est
+
+
+def _json_float(x: float) -> float | str:
+    x = float(x)
+    return x if np.isfinite(x) else str(x)
 
 
 def _simplex(d: int, step: float) -> list[np.ndarray]:

@@ -69,6 +69,69 @@ def test_hybrid_scorer_learns_the_informative_signal(rng, tmp_path):
         HybridScorer(signals=("audio",)).fit(np.ones((3, 1)), [1, 1, 1])
 
 
+def _sym(A):
+    A = 0.5 * (A + A.T)
+    np.fill_diagonal(A, 1.0)
+    return A
+
+
+def _ranking_data(rng, n_groups=8, per_group=5):
+    labels = np.repeat(np.arange(n_groups), per_group)
+    same = (labels[:, None] == labels[None, :]).astype(float)
+    n = labels.size
+    good = _sym(0.5 * same + 0.7 * rng.uniform(size=(n, n)))
+    weak = _sym(0.2 * same + rng.uniform(size=(n, n)))
+    noise = _sym(rng.uniform(size=(n, n)))
+    return labels, good, weak, noise
+
+
+def test_listwise_drops_a_pure_noise_signal_and_shrinks_toward_equal(rng):
+    labels, good, weak, noise = _ranking_data(rng)
+    names = ("audio", "descriptors", "tags")
+    dist = []
+    for lam in (0.0, 0.1, 1.0, 10.0):
+        w = HybridScorer(signals=names, shrinkage=lam).fit_listwise([good, noise, weak], labels).weights()
+        assert sum(w.values()) == pytest.approx(1.0) and min(w.values()) > 0
+        assert w["audio"] > w["tags"] > w["descriptors"]  # informative > weak > noise at every strength
+        dist.append(np.abs(np.array(list(w.values())) - 1 / 3).sum())
+    assert dist[0] > 0.8 and w["audio"] < 0.4  # little shrinkage: noise nearly dropped; strong: near equal
+    assert all(a > b for a, b in zip(dist, dist[1:]))  # monotone toward equal weights
+    w = HybridScorer(signals=names, shrinkage=float("inf")).fit_listwise([good, noise, weak], labels).weights()
+    assert list(w.values()) == pytest.approx([1 / 3] * 3)
+    # the inner artist-disjoint CV sees that the data support weak shrinkage
+    est = HybridScorer(signals=names).fit_listwise_cv([good, noise, weak], labels)
+    assert est.shrinkage <= 0.1 and est.weights()["descriptors"] < 0.1
+    assert set(est.cv_scores_) >= {0.0, float("inf")}
+    assert est.cv_scores_[est.shrinkage] > est.cv_scores_[float("inf")]
+
+
+def test_listwise_keeps_equal_weights_for_equal_signals(rng, tmp_path):
+    labels, good, _, _ = _ranking_data(rng)
+    est = HybridScorer(signals=("audio", "descriptors")).fit_listwise_cv([good, good.copy()], labels)
+    assert list(est.weights().values()) == pytest.approx([0.5, 0.5], abs=1e-6)
+    for lam in (0.0, 1.0):  # any shrinkage: identical signals get identical weights
+        w = HybridScorer(signals=("audio", "descriptors"), shrinkage=lam).fit_listwise([good, good.copy()], labels)
+        assert w.weights()["audio"] == pytest.approx(0.5, abs=1e-6)
+    est.shrinkage = float("inf")  # JSON has no infinity: saved as a string, loaded back as a float
+    back = HybridScorer.load(est.save(tmp_path / "w.json"))
+    assert back.shrinkage == float("inf") and back.weights() == pytest.approx(est.weights())
+    assert "Infinity" not in (tmp_path / "w.json").read_text()
+
+
+def test_listwise_rejects_bad_input(rng):
+    labels, good, _, _ = _ranking_data(rng)
+    with pytest.raises(ParameterError, match="need 2 matrices"):
+        HybridScorer(signals=("audio", "tags")).fit_listwise([good], labels)
+    with pytest.raises(ParameterError, match="share a label"):
+        HybridScorer(signals=("audio",)).fit_listwise([good], np.arange(len(labels)))
+    with pytest.raises(ParameterError, match="shrinkage"):
+        HybridScorer(signals=("audio", "tags"), shrinkage=-1).fit_listwise([good, good], labels)
+    bad = good.copy()
+    bad[0, 1] = np.nan
+    with pytest.raises(ParameterError, match="finite"):
+        HybridScorer(signals=("audio",)).fit_listwise([bad], labels)
+
+
 def test_config_from_yaml(tmp_path):
     (tmp_path / "refs.csv").write_text("artist,similar_artist,rank_or_score\n")
     p = tmp_path / "h.yaml"
