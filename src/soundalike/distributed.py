@@ -80,9 +80,10 @@ class _EmbedWorker:
         out: list[tuple] = []
         ok: list[tuple[str, str, Windows]] = []
         for tid, path in items:
-            w = _decode((path, self.policy))
-            if isinstance(w, Windows):
-                ok.append((tid, path, w.resampled(self.backend.sample_rate)))
+            sr = int(self.backend.sample_rate)
+            w = _decode((path, self.policy, (sr,)))
+            if isinstance(w, dict):
+                ok.append((tid, path, w[sr]))
             else:
                 out.append(("failed", tid, path, w[0], w[1]))
         if not ok:

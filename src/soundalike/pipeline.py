@@ -1,6 +1,7 @@
 """Ingest and embed: library → store → backends → store, extracting once and caching.
 
-Decoding runs in a worker pool; windows of many files are batched per backend; each batch of
+Decoding and resampling run in a worker pool one batch ahead of the models (so a GPU never
+waits for audio); windows of many files are batched per backend; each batch of
 tracks is committed in one transaction together with its failures, so an interrupted run
 loses at most the batch in flight and a rerun computes only what is missing.
 """
@@ -13,7 +14,7 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -198,14 +199,42 @@ def register(store: Store, backend: Backend, policy: WindowPolicy) -> str:
     return key
 
 
-def _decode(args: tuple[str, WindowPolicy]) -> Windows | tuple[str, str]:
-    path, policy = args
+def _decode(args: tuple[str, WindowPolicy, tuple[int, ...]]) -> dict[int, Windows] | tuple[str, str]:
+    """Decode a file's windows and resample them to every rate asked for (worker function)."""
+    path, policy, rates = args
     try:
-        return load_windows(path, policy=policy)
+        win = load_windows(path, policy=policy)
+        return {sr: win.resampled(sr) for sr in rates}
     except AudioError as exc:
         return exc.kind, str(exc)
     except OSError as exc:
         return "unreadable", f"the file cannot be read ({exc.strerror or exc})"
+
+
+def _decoded_batches(pool: Executor | None, batches: list[list[TrackRecord]], policy: WindowPolicy,
+                     rates: tuple[int, ...]) -> Iterator[tuple[list[TrackRecord], list]]:
+    """Yield each batch with its decoded windows while the next batch is already decoding.
+
+    Decoding and resampling run in `pool` (or one background thread when there is no pool),
+    so the model never waits for the next batch's audio; at most two batches are in memory.
+    """
+    own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soundalike-decode") if pool is None else None
+    ex = pool if pool is not None else own
+    assert ex is not None
+
+    def submit(batch: list[TrackRecord]) -> list[Future]:
+        return [ex.submit(_decode, (t.path, policy, rates)) for t in batch]
+
+    try:
+        pending = submit(batches[0]) if batches else []
+        for i, batch in enumerate(batches):
+            current, pending = pending, (submit(batches[i + 1]) if i + 1 < len(batches) else [])
+            yield batch, [f.result() for f in current]
+    finally:
+        for f in pending if batches else []:
+            f.cancel()
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
 
 
 def _embed_windows(backend: Backend, per_track: list[list[np.ndarray]], max_batch: int) -> list[np.ndarray]:
@@ -273,16 +302,16 @@ def embed(
     pool = _pool(jobs)
     n = 0
     cost = [[0, 0.0, 0.0, 0.0] for _ in backends]  # clips, audio seconds, wall s, cpu s of model work
+    rates = tuple(sorted({int(b.sample_rate) for b in backends}))
+    batches = [need[s:s + batch_size] for s in range(0, len(need), batch_size)]
     try:
-        for start in range(0, len(need), batch_size):
-            chunk = need[start:start + batch_size]
-            decoded = list(_map(pool, _decode, [(t.path, policy) for t in chunk]))
-            ok = [(t, w) for t, w in zip(chunk, decoded) if isinstance(w, Windows)]
-            bad = [(t, w) for t, w in zip(chunk, decoded) if not isinstance(w, Windows)]
+        for chunk, decoded in _decoded_batches(pool, batches, policy, rates):
+            ok = [(t, w) for t, w in zip(chunk, decoded) if isinstance(w, dict)]
+            bad = [(t, w) for t, w in zip(chunk, decoded) if not isinstance(w, dict)]
             results: dict[str, list[tuple[int, np.ndarray, Windows]]] = {}
             backend_failures: list[FileOutcome] = []
             for bi, (backend, key) in enumerate(zip(backends, keys)):
-                todo = [(t, w.resampled(backend.sample_rate)) for t, w in ok if t.track_id not in have[bi]]
+                todo = [(t, w[backend.sample_rate]) for t, w in ok if t.track_id not in have[bi]]
                 if not todo:
                     continue
                 t0, c0 = time.perf_counter(), time.process_time()

@@ -134,3 +134,41 @@ def test_worker_pool_gives_the_same_vectors(small_library, tmp_path, jobs):
     tb, Xb = b.track_embeddings(key)
     assert ta == tb
     np.testing.assert_allclose(Xa, Xb, rtol=1e-5, atol=1e-6)
+
+
+def test_next_batch_decodes_while_the_model_runs(small_library, store, monkeypatch):
+    """Decoding (and resampling) of batch i+1 overlaps the model work on batch i (keeps a GPU busy)."""
+    import threading
+    import time
+
+    from soundalike import pipeline
+
+    events: list[tuple[str, float]] = []
+    lock = threading.Lock()
+    real_decode = pipeline._decode
+
+    def decode(args):
+        out = real_decode(args)
+        with lock:
+            events.append(("decoded", time.perf_counter()))
+        return out
+
+    class SlowBackend(SpectrumBackend):
+        def embed_layers(self, audio):
+            start = time.perf_counter()
+            time.sleep(0.3)
+            with lock:
+                events.append(("model", start))
+            return super().embed_layers(audio)
+
+    monkeypatch.setattr(pipeline, "_decode", decode)
+    ingest(store, small_library)
+    s = embed(store, [SlowBackend()], batch_size=2, jobs=1)
+    assert s.done == 6 and s.n_failed == 0
+    model_starts = [t for e, t in events if e == "model"]
+    decoded = sorted(t for e, t in events if e == "decoded")
+    # the 3rd and 4th files (batch 2) were decoded before the model finished batch 1 (0.3 s)
+    assert decoded[3] < model_starts[0] + 0.3
+    # and the stored vectors are those of a plain run
+    tids, X = store.track_embeddings(model_key(SlowBackend(), WindowPolicy())[0])
+    assert X.shape == (6, 8) and np.isfinite(X).all()

@@ -302,7 +302,8 @@ def pooled_hidden_states(model, x: torch.Tensor, *, keep_layer: int | None = Non
     out = model(x, output_hidden_states=True)
     states = list(out.hidden_states)
     states[-1] = out.last_hidden_state
-    mean = torch.stack([h.double().mean(dim=1) for h in states], dim=1)
-    mean_sq = torch.stack([(h.double() ** 2).mean(dim=1) for h in states], dim=1)
+    # float32 sums (not float64): a float64 copy of 13 states of a batch of 64 is ~11 GB on a GPU
+    mean = torch.stack([h.float().mean(dim=1) for h in states], dim=1).double()
+    mean_sq = torch.stack([h.float().square().mean(dim=1) for h in states], dim=1).double()
     frames = states[keep_layer].float() if keep_layer is not None else None
     return mean, mean_sq, frames

@@ -103,7 +103,7 @@ class DescriptorsBackend(Backend):
 
     def __init__(self, *, key_profile: str = "albrecht-shanahan", device: str = "cpu") -> None:
         check_option("key_profile", key_profile, _scores.KEY_PROFILES)
-        check_option("device", device, ("cpu",))
+        check_option("device", device, ("cpu", "auto"))  # DSP on the CPU; "auto" means the CPU here
         self.key_profile = key_profile
         # Import here so that listing backends does not import librosa (numba start-up).
         from . import _descriptors_dsp

@@ -136,10 +136,13 @@ class _MertV1(Backend):
     weights : path, optional
         Folder with ``config.json`` + ``model.safetensors``/``pytorch_model.bin`` (or one of the
         files); else ``$SOUNDALIKE_WEIGHTS_DIR/<variant>/`` or the Hugging Face cache.
-    device : {"cpu", "cuda", ...}
-        The model moves there on first use (the constructor does not touch CUDA).
+    device : {"auto", "cpu", "cuda", "cuda:N", ...}
+        ``auto`` takes CUDA when present. The model moves there on first use (the constructor
+        does not touch the GPU); batches travel through pinned memory.
     dtype : {"float32", "bfloat16", "float16"}
-        Autocast precision; outputs are float32.
+        Autocast precision; outputs are float32. On a GPU use ``bfloat16`` (PERFORMANCE.md:
+        2x fp32's throughput on an H100); on the CPU keep ``float32`` (bf16 measured slower on
+        the 2-core development machine: 7.0 vs 6.2 s per 30 s clip).
     chunk_s : {5, 10, 30}
         Analysis window in seconds (30: the whole clip the pipeline passes).
     overlap : float in [0, 0.9]
@@ -152,8 +155,13 @@ class _MertV1(Backend):
     random_layers : int, optional
         Depth of a random instance (e.g. the 330M layout with 2 layers in tests).
     seed : int
-    max_batch : int
-        Windows per forward pass (bounds memory; does not change the outputs).
+    max_batch : int or "auto"
+        Windows per forward pass (bounds memory; does not change the outputs). ``auto``: 4 on
+        the CPU; on CUDA the largest power of two (<= 128) whose peak memory, measured on one
+        window on first use, fits in the free memory.
+    compile : bool
+        Run the network through ``torch.compile`` (static shapes). Off by default: compiling
+        costs minutes and PERFORMANCE.md measured no gain on an H100 in the first iterations.
     """
 
     variant: ClassVar[str] = ""
@@ -176,9 +184,10 @@ class _MertV1(Backend):
         random_weights: bool = False,
         random_layers: int | None = None,
         seed: int = 0,
-        max_batch: int = 4,
+        max_batch: int | str = "auto",
+        compile: bool = False,
     ) -> None:
-        from . import _mert_net
+        from . import _mert_net, _torch_runtime
 
         self.dtype = check_option("dtype", dtype, _DTYPES)
         self.chunk_s = int(check_option("chunk_s", chunk_s, _CHUNKS))
@@ -187,12 +196,11 @@ class _MertV1(Backend):
         self.overlap = float(overlap)
         self.pooling = check_option("pooling", pooling, _POOLINGS)
         self.attention = check_option("attention", attention, _ATTENTION)
-        self.device = str(device)
+        self.device = _torch_runtime.resolve_device(device)
         self.tiny = bool(tiny)
         self.seed = int(seed)
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch <= 0:
-            raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}.")
-        self.max_batch = max_batch
+        self.max_batch = _torch_runtime.check_max_batch(max_batch)
+        self.compile = bool(compile)
         random = self.tiny or bool(random_weights) or random_layers is not None
         if random:
             if weights is not None:
@@ -223,7 +231,7 @@ class _MertV1(Backend):
         self.embedding_size = hidden * (2 if self.pooling == "meanstd" else 1)
         self._kernels = tuple(self._model.config.conv_kernel)
         self._strides = tuple(self._model.config.conv_stride)
-        self._on_device = False
+        self._forward = None  # the model on its device (compiled when asked), set on first use
 
     # --- identity ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -274,22 +282,42 @@ class _MertV1(Backend):
             )
         return np.ascontiguousarray(audio, dtype=np.float32)
 
+    def _ready(self, window_length: int):
+        """The model on its device (compiled when asked) and the batch size, set on first use."""
+        from . import _mert_net, _torch_runtime
+
+        if self._forward is None:
+            self._model.to(self.device)
+            self._forward = _torch_runtime.compile_model(self._model) if self.compile else self._model
+        if self.max_batch == _torch_runtime.AUTO:
+            probe = np.zeros((1, window_length), dtype=np.float32)
+
+            def run_one() -> None:
+                import torch
+
+                with torch.inference_mode(), self._autocast():
+                    _mert_net.pooled_hidden_states(self._forward, _torch_runtime.to_device(probe, self.device))
+
+            self.max_batch = _torch_runtime.measure_batch_size(run_one, self.device)
+        return self._forward
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=getattr(torch, self.dtype),
+                              enabled=self.dtype != "float32")
+
     def _run(self, windows: np.ndarray, *, keep_layer: int | None = None):
         import torch
 
-        from . import _mert_net
+        from . import _mert_net, _torch_runtime
 
-        if not self._on_device:
-            self._model.to(self.device)
-            self._on_device = True
-        dev_type = torch.device(self.device).type
+        model = self._ready(windows.shape[1])
         means, sqs, frames = [], [], []
-        with torch.inference_mode(), torch.autocast(
-            device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32"
-        ):
+        with torch.inference_mode(), self._autocast():
             for start in range(0, windows.shape[0], self.max_batch):
-                x = torch.from_numpy(windows[start : start + self.max_batch]).to(self.device)
-                m, sq, fr = _mert_net.pooled_hidden_states(self._model, x, keep_layer=keep_layer)
+                x = _torch_runtime.to_device(windows[start : start + self.max_batch], self.device)
+                m, sq, fr = _mert_net.pooled_hidden_states(model, x, keep_layer=keep_layer)
                 means.append(m.cpu())
                 sqs.append(sq.cpu())
                 if fr is not None:

@@ -157,7 +157,7 @@ class _Musicnn(Backend):
         The checkpoint folder (holding ``.index`` and ``.data-00000-of-00001``) or a folder
         with a subfolder named like the model (``MSD_musicnn``); else
         ``$SOUNDALIKE_WEIGHTS_DIR/musicnn/<model>/`` or the installed ``musicnn`` package.
-    device : {"cpu", "cuda", ...}
+    device : {"auto", "cpu", "cuda", "cuda:N", ...}
         Where the network runs; moved there on first use, not in the constructor.
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision of the network; outputs are float32.
@@ -204,7 +204,9 @@ class _Musicnn(Backend):
     ) -> None:
         self.output = check_option("output", output, tuple(self.output_sizes))
         self.dtype = check_option("dtype", dtype, _DTYPES)
-        self.device = str(device)
+        from . import _torch_runtime
+
+        self.device = _torch_runtime.resolve_device(device)
         self.tiny = bool(tiny)
         self.seed = int(seed)
         if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch <= 0:
@@ -298,6 +300,8 @@ class _Musicnn(Backend):
         flat = torch.from_numpy(
             np.ascontiguousarray(mel.reshape(n_clips * n_patches, PATCH_FRAMES, mel.shape[-1]))
         )
+        from . import _torch_runtime
+
         if not self._on_device:
             self._net.to(self.device)
             self._on_device = True
@@ -310,7 +314,7 @@ class _Musicnn(Backend):
         ):
             # every patch of every clip goes through the net together, max_batch at a time
             for start in range(0, flat.shape[0], self.max_batch):
-                part = flat[start : start + self.max_batch].to(self.device)
+                part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
                 y = self._net(part)[key].float()
                 if output == "taggram":
                     y = torch.sigmoid(y)

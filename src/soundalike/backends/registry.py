@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -99,9 +100,11 @@ def load_backend(
     weights : path, optional
         File or directory holding the weights; else the backend's own lookup
         (``SOUNDALIKE_WEIGHTS_DIR``, the HF cache, an installed package).
-    device : {"cpu", "cuda", ...}
+    device : {"cpu", "auto", "cuda", "cuda:N", ...}
+        Where torch backends run; backends without a network ignore ``cpu``/``auto``.
     dtype : {"float32", "bfloat16", "float16"}
     **options
+        ``compile=True`` and ``max_batch`` (int or ``"auto"``) go to torch backends only.
         Backend-specific options (e.g. ``chunk_s=10`` for MERT, ``tiny=True`` for tests).
     """
     if "+" in name:
@@ -123,8 +126,15 @@ def load_backend(
     kwargs: dict[str, Any] = dict(options)
     if weights is not None:
         kwargs["weights"] = weights
-    if device != "cpu":
-        kwargs["device"] = device
-    if dtype != "float32":
-        kwargs["dtype"] = dtype
+    accepted = inspect.signature(cls.__init__).parameters
+    runtime = {"device": (device, ("cpu", "auto")), "dtype": (dtype, ("float32",)),
+               "compile": (options.get("compile", False), (False,)), "max_batch": (options.get("max_batch"), (None, "auto"))}
+    for opt, (value, neutral) in runtime.items():
+        kwargs.pop(opt, None)
+        if opt in accepted and value is not None:
+            kwargs[opt] = value
+        elif opt not in accepted and value not in neutral:
+            # device/dtype/compile/max_batch only concern torch networks; the others run on the CPU as they are
+            raise ParameterError(f"Backend {name!r} does not take {opt}={value!r} (it runs on the CPU in float32); "
+                                 f"leave {opt} at its default for it.")
     return cls(**kwargs)

@@ -192,8 +192,9 @@ class VGGish(Backend):
         The torchvggish state dict (``vggish-10086976.pth``) or a folder with it and
         ``vggish_pca_params-970ea276.pth``; else ``$SOUNDALIKE_WEIGHTS_DIR/vggish/`` or torch
         hub's cache.
-    device : {"cpu", "cuda", ...}
-        Where the network runs; it is moved there on first use, not in the constructor.
+    device : {"auto", "cpu", "cuda", "cuda:N", ...}
+        Where the network runs (``auto``: CUDA when present); it is moved there on first use,
+        not in the constructor; batches travel through pinned memory on CUDA.
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision of the network; outputs are float32.
     postprocess : bool, optional
@@ -232,8 +233,10 @@ class VGGish(Backend):
     ) -> None:
         from . import _vggish_net as net_mod
 
+        from . import _torch_runtime
+
         self.dtype = check_option("dtype", dtype, _DTYPES)
-        self.device = str(device)
+        self.device = _torch_runtime.resolve_device(device)
         self.final_relu = bool(final_relu)
         self.tiny = bool(tiny)
         self.seed = int(seed)
@@ -326,6 +329,8 @@ class VGGish(Backend):
         """(n_clips, n_samples) -> (n_clips, n_examples, 128) float32, postprocessed if enabled."""
         import torch
 
+        from . import _torch_runtime
+
         examples = log_mel_examples(audio)
         n_clips, n_ex = examples.shape[:2]
         flat = torch.from_numpy(examples.reshape(n_clips * n_ex, 1, EXAMPLE_FRAMES, N_MELS))
@@ -339,7 +344,7 @@ class VGGish(Backend):
         ):
             # all examples of all clips go through the net together, in slices of max_batch
             for start in range(0, flat.shape[0], self.max_batch):
-                part = flat[start : start + self.max_batch].to(self.device)
+                part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
                 outs.append(self._net(part).float().cpu())
         emb = torch.cat(outs).numpy()
         if self.postprocess:

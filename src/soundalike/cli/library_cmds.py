@@ -43,6 +43,19 @@ def _exit_for(summaries: list[RunSummary], fail_on_error: bool) -> None:
         raise typer.Exit(3)
 
 
+def _runtime_options(max_batch: str, compile_model: bool) -> dict:
+    """Options that change how fast a torch backend runs, never what it outputs."""
+    out: dict = {"compile": True} if compile_model else {}
+    if max_batch != "auto":
+        try:
+            out["max_batch"] = int(max_batch)
+        except ValueError:
+            raise typer.BadParameter(f"--max-batch takes a positive integer or auto, got {max_batch!r}.") from None
+        if out["max_batch"] <= 0:
+            raise typer.BadParameter(f"--max-batch takes a positive integer or auto, got {max_batch!r}.")
+    return out
+
+
 def _default_backends() -> list[str]:
     names = []
     for name in DEFAULT_BACKENDS:
@@ -86,8 +99,10 @@ def register(app: typer.Typer) -> None:
         window: WindowOpt = "middle",
         jobs: JobsOpt = DEFAULT_JOBS,
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tracks per batch and transaction.")] = 16,
-        device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-        dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
+        device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+        dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16 (bfloat16 on a GPU).")] = "float32",
+        max_batch: Annotated[str, typer.Option("--max-batch", help="Windows per forward pass of torch backends: N or auto (from free GPU memory).")] = "auto",
+        compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the network (torch backends).")] = False,
         weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend).")] = None,
         ray: Annotated[bool, typer.Option("--ray", help="Decode and embed on a Ray cluster (extra [distributed]).")] = False,
         ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (implies --ray).")] = None,
@@ -99,10 +114,11 @@ def register(app: typer.Typer) -> None:
         names = split_list(backend) or _default_backends()
         if weights is not None and len(names) != 1:
             raise typer.BadParameter("--weights needs exactly one --backend.")
+        runtime = _runtime_options(max_batch, compile_model)
         if ray or ray_address:
             from ..distributed import RayEmbedder
 
-            options = {"device": device, "dtype": dtype, **({"weights": str(weights)} if weights else {})}
+            options = {"device": device, "dtype": dtype, **runtime, **({"weights": str(weights)} if weights else {})}
             summaries = []
             with open_db(db) as store:
                 run_id = store.start_run(sys.argv)
@@ -119,7 +135,7 @@ def register(app: typer.Typer) -> None:
                 print_json(docs[0] if len(docs) == 1 else docs)
             _exit_for(summaries, fail_on_error)
             return
-        models = [load_backend(n, weights=weights, device=device, dtype=dtype) for n in names]
+        models = [load_backend(n, weights=weights, device=device, dtype=dtype, **runtime) for n in names]
         with open_db(db) as store:
             run_id = store.start_run(sys.argv)
             with progress_bar(not json_out) as prog:
