@@ -7,11 +7,17 @@ best items of the index for every query, best first. ``backend="auto"`` uses Fai
 the same album) are applied after the search, so Faiss is asked for more candidates.
 ``ann="ivf"`` builds IVF-Flat instead of HNSW; a Faiss index can be saved beside the store
 (``save``) and reopened over the same vectors (``load``) instead of being rebuilt.
+``NeighbourIndex.cached`` does both: it reuses the file when its fingerprint (the item ids, the
+vectors and the index options) still matches, else builds, saves and returns a fresh index;
+``index_dir`` names the folder beside a store where the service and ``soundalike index`` keep them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,7 @@ import numpy as np
 from ._validation import check_embeddings, check_option, check_positive_int
 from .errors import BackendUnavailable, DimensionMismatchError, ParameterError
 
-__all__ = ["NeighbourIndex", "FAISS_MIN_ITEMS", "faiss_available", "group_exclusions"]
+__all__ = ["NeighbourIndex", "FAISS_MIN_ITEMS", "faiss_available", "group_exclusions", "index_dir", "vectors_fingerprint"]
 
 #: ``backend="auto"`` switches to Faiss at this many indexed items
 FAISS_MIN_ITEMS = 50_000
@@ -31,6 +37,21 @@ BACKENDS = ("auto", "exact", "faiss")
 
 def faiss_available() -> bool:
     return importlib.util.find_spec("faiss") is not None
+
+
+def index_dir(db_path: str | Path) -> Path:
+    """The folder beside a store that holds its saved Faiss indexes (``library.db`` → ``library.db.indexes/``)."""
+    p = Path(db_path)
+    return p.with_name(p.name + ".indexes")
+
+
+def vectors_fingerprint(ids: Sequence[str], X: np.ndarray, **options: Any) -> str:
+    """sha256 of the item ids, the vectors and the index options: a saved index is reused only on a match."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"ids": list(map(str, ids)), "shape": list(X.shape), "options": options},
+                        sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    return h.hexdigest()
 
 
 def group_exclusions(query_groups: Sequence[Any], index_groups: Sequence[Any]) -> list[np.ndarray]:
@@ -89,6 +110,7 @@ class NeighbourIndex:
         self.ann = ann
         self._X = self._prep(np.asarray(X, dtype=np.float32))
         self._index = None
+        self.reused = False  # set by ``cached``: True when the index came from its saved file
         if backend == "faiss":
             if ann == "ivf":
                 self._build_ivf(check_positive_int("nprobe", nprobe))
@@ -157,6 +179,40 @@ class NeighbourIndex:
             )
         self.backend, self.ann, self._index = "faiss", "ivf" if "IVF" in type(index).__name__ else "hnsw", index
         return self
+
+    @classmethod
+    def cached(cls, X: Any, path: str | Path, *, ids: Sequence[str], metric: str = "cosine", ann: str = "ivf",
+               nprobe: int = 16, batch_size: int = 1024) -> "NeighbourIndex":
+        """A Faiss index over `X`, reused from `path` when it was built from the same ids and vectors.
+
+        Otherwise the index is built, written to `path` (through a temporary file and an atomic
+        rename, so a killed run never leaves a half-written index) with a ``.json`` sidecar holding
+        its fingerprint, and returned. ``index.reused`` tells which happened.
+        """
+        X = check_embeddings(X, name="index vectors")
+        path = Path(path)
+        meta = path.with_name(path.name + ".json")
+        fp = vectors_fingerprint(ids, X, metric=metric, ann=ann, nprobe=nprobe)
+        if path.is_file() and meta.is_file():
+            try:
+                saved = json.loads(meta.read_text()).get("fingerprint")
+            except (OSError, ValueError):
+                saved = None
+            if saved == fp:
+                index = cls.load(path, X, metric=metric, batch_size=batch_size)
+                index.reused = True
+                return index
+        index = cls(X, metric=metric, backend="faiss", ann=ann, nprobe=nprobe, batch_size=batch_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        index.save(tmp)
+        os.replace(tmp, path)
+        meta_tmp = meta.with_name(meta.name + f".tmp{os.getpid()}")
+        meta_tmp.write_text(json.dumps({"fingerprint": fp, "n_items": index.n_items, "dim": index.dim,
+                                        "metric": metric, "ann": ann, "nprobe": nprobe}, indent=1))
+        os.replace(meta_tmp, meta)
+        index.reused = False
+        return index
 
     def __len__(self) -> int:
         return self.n_items

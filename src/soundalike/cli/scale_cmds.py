@@ -1,4 +1,4 @@
-"""Scale-out commands: ``soundalike embed-ray`` (decode + embed over a Ray cluster)."""
+"""Scale-out commands: ``soundalike embed-ray`` (decode + embed over a Ray cluster) and ``soundalike index`` (the saved Faiss track index)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..audio import WindowPolicy
+from ..neighbours import FAISS_MIN_ITEMS
 from ._common import cli_command, open_db, print_json, progress_bar, split_list
 from .library_cmds import DbOpt, FailOpt, WindowOpt, _exit_for, print_summary
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
         cpus_per_worker: Annotated[float, typer.Option("--cpus-per-worker", min=0.01, help="Ray CPUs per worker.")] = 1.0,
         window: WindowOpt = "middle",
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tracks per task and transaction.")] = 8,
-        device: Annotated[str, typer.Option("--device", help="cpu or cuda (on the workers).")] = "cpu",
+        device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (on the workers).")] = "auto",
         dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
         weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend; same path on every node).")] = None,
         fail_on_error: FailOpt = False,
@@ -61,3 +62,62 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json([s.as_json() for s in summaries] if len(summaries) > 1 else summaries[0].as_json())
         _exit_for(summaries, fail_on_error)
+
+    @app.command("index")
+    @cli_command
+    def index_cmd(
+        db: DbOpt = None,
+        backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="Backend (default: the best stored one).")] = None,
+        layer: Annotated[Optional[int], typer.Option("--layer", help="Layer (default: the backend's default).")] = None,
+        min_items: Annotated[int, typer.Option("--min-items", min=0, help="Build only for libraries at least this large.")] = FAISS_MIN_ITEMS,
+        check: Annotated[int, typer.Option("--check", min=0, help="Queries used to measure recall@10 against exact search.")] = 200,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Build (or reuse) the Faiss track index saved beside the store, which `soundalike serve` loads.
+
+        Below --min-items tracks exact search is as fast, so nothing is built. The index is reused
+        while the stored vectors stay the same; recall@10 against exact search is measured on
+        --check tracks taken as queries.
+        """
+        import time
+
+        import numpy as np
+
+        from ..compare import load_view
+        from ..errors import BackendUnavailable
+        from ..neighbours import faiss_available, index_dir
+        from ..serve.engine import TrackIndex
+
+        if not faiss_available():
+            raise BackendUnavailable("soundalike index needs Faiss: pip install 'soundalike[ann]' -c constraints.txt")
+        with open_db(db, readonly=True) as store:
+            v = load_view(store, backend=backend, layer=layer)
+            path = index_dir(store.path) / f"tracks-{v.model.model_key}-layer{v.layer}.faiss"
+        doc: dict = {"backend": v.model.backend, "model_key": v.model.model_key, "layer": v.layer,
+                     "n_tracks": len(v.track_ids), "path": None, "built": False, "reused": False}
+        if len(v.track_ids) < max(min_items, 1):
+            doc["message"] = (f"{len(v.track_ids)} tracks: exact search is used below {min_items}; no index built "
+                              "(lower --min-items to build one anyway).")
+        else:
+            t0 = time.perf_counter()
+            idx = TrackIndex(v.track_ids, v.X, v.track_artist, ann_path=path, ann_min_items=0)
+            assert idx.ann is not None
+            doc.update(path=str(path), built=not idx.ann.reused, reused=idx.ann.reused,
+                       seconds=round(time.perf_counter() - t0, 3))
+            if check:
+                rng = np.random.default_rng(0)
+                q = idx.V[rng.choice(len(idx), size=min(check, len(idx)), replace=False)]
+                kk = min(10, len(idx))
+                exact = np.argsort(-(q @ idx.V.T), axis=1, kind="stable")[:, :kk]
+                _, approx = idx.ann.search(q, kk)
+                doc["recall_at_10"] = float(np.mean([len(set(a) & set(e)) / kk for a, e in zip(approx, exact)]))
+                doc["check_queries"] = int(q.shape[0])
+        if json_out:
+            print_json(doc)
+        else:
+            from rich.console import Console
+
+            msg = doc.get("message") or (
+                f"{'reused' if doc['reused'] else 'built'} {doc['path']} ({doc['n_tracks']} tracks, "
+                f"{doc['seconds']} s" + (f", recall@10 {doc['recall_at_10']:.3f} vs exact)" if "recall_at_10" in doc else ")"))
+            Console(stderr=True).print(msg)

@@ -10,14 +10,19 @@ Scores follow CONTRACTS.md: a calibrated score is the pair's percentile among al
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParameterError
+from ..neighbours import FAISS_MIN_ITEMS, NeighbourIndex, faiss_available
 from ..similarity import artist_profiles, artist_similarity, l2_normalize
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FULL_MATRIX_MAX_ARTISTS",
@@ -251,7 +256,8 @@ class TrackIndex:
     track_artist : np.ndarray [shape=(n_tracks,)]
     """
 
-    def __init__(self, track_ids: Sequence[str], X: np.ndarray, track_artist: np.ndarray) -> None:
+    def __init__(self, track_ids: Sequence[str], X: np.ndarray, track_artist: np.ndarray, *,
+                 ann_path: str | Path | None = None, ann_min_items: int = FAISS_MIN_ITEMS) -> None:
         self.track_ids = list(track_ids)
         self.pos = {t: i for i, t in enumerate(self.track_ids)}
         Xn = l2_normalize(np.asarray(X, np.float64))
@@ -259,6 +265,12 @@ class TrackIndex:
         self.V = l2_normalize(Xn - self.mean).astype(np.float32)
         self.artist = np.asarray(track_artist)
         self.table = _pair_table(self.V, max_pairs=EXACT_TRACK_PAIRS_MAX * (EXACT_TRACK_PAIRS_MAX - 1) // 2)
+        #: Faiss index over ``V`` for large libraries (saved at `ann_path`, reused while the vectors match)
+        self.ann: NeighbourIndex | None = None
+        large = len(self.track_ids) >= ann_min_items
+        if ann_path is not None and (large or Path(ann_path).is_file()) and faiss_available():
+            self.ann = NeighbourIndex.cached(self.V, ann_path, ids=self.track_ids, metric="ip", ann="ivf")
+            log.info("track index %s: %s (%d tracks)", ann_path, "reused" if self.ann.reused else "built", len(self))
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -289,13 +301,31 @@ class TrackIndex:
             No artist repeats within this many consecutive results; when the library runs
             out of other artists, the skipped tracks fill the remaining places.
         """
-        score, cos = self.scores(q)
         skip = set(exclude)
         banned = set(int(a) for a in exclude_artists)
-        order = np.argsort(-cos, kind="stable")
+        n = len(self.track_ids)
+        want = k + len(skip) + 4 * k  # candidates asked of the ANN index; doubled while filters eat them
+        while True:
+            if self.ann is not None and want < n:
+                _, cand = self.ann.search(q[None, :], want)
+                order = cand[0][cand[0] >= 0]
+                cos = np.clip(self.V[order] @ q, -1.0, 1.0)
+                order = order[np.argsort(-cos, kind="stable")]
+            else:
+                cos_all = np.clip(self.V @ q, -1.0, 1.0)
+                order = np.argsort(-cos_all, kind="stable")
+            picked = self._pick(order.tolist(), k=k, skip=skip, banned=banned, artist_gap=artist_gap)
+            if len(picked) == k or self.ann is None or want >= n:
+                break
+            want *= 4
+        cos_p = np.clip(self.V[picked] @ q, -1.0, 1.0) if picked else np.zeros(0)
+        score_p = percentile_from_table(self.table, cos_p)
+        return [(j, float(s), float(c)) for j, s, c in zip(picked, score_p, cos_p)]
+
+    def _pick(self, order: list[int], *, k: int, skip: set[int], banned: set[int], artist_gap: int) -> list[int]:
         picked: list[int] = []
         deferred: list[int] = []
-        for j in order.tolist():
+        for j in order:
             if j in skip or int(self.artist[j]) in banned:
                 continue
             if artist_gap > 0 and int(self.artist[j]) in {int(self.artist[p]) for p in picked[-artist_gap:]}:
@@ -306,7 +336,7 @@ class TrackIndex:
                 break
         if len(picked) < k:
             picked.extend(deferred[: k - len(picked)])
-        return [(j, float(score[j]), float(cos[j])) for j in picked]
+        return picked
 
     def artist_scores(self, q: np.ndarray) -> list[tuple[int, float, float]]:
         """Every artist as ``(artist_id, score, cosine)`` against unit vector `q`, best first.

@@ -17,6 +17,7 @@ import numpy as np
 from .. import compare, similarity
 from ..errors import ParameterError, UnknownArtistError, UnknownTrackError
 from ..library import artist_key
+from ..neighbours import index_dir
 from ..store import Artist, ModelInfo, Store, Track
 from .engine import FULL_MATRIX_MAX_ARTISTS, ON_DEMAND_CALIBRATIONS, ArtistScorer, Lazy, TrackIndex, build_artist_scorer, layout_2d
 from .settings import Settings
@@ -159,7 +160,9 @@ class LibraryState:
 
         def build() -> TrackIndex:
             v = self.view(b)
-            return TrackIndex(v.track_ids, v.X, v.track_artist)
+            # large libraries get a Faiss index saved beside the store and reused across restarts
+            ann_path = index_dir(self.settings.db) / f"tracks-{v.model.model_key}-layer{v.layer}.faiss"
+            return TrackIndex(v.track_ids, v.X, v.track_artist, ann_path=ann_path)
 
         return self._models.get(("tracks", b), build)
 
