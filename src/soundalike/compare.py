@@ -180,8 +180,11 @@ def similar_tracks_json(
     if track.track_id not in view.track_ids:
         raise ParameterError(f"Track {track_id!r} has no {view.model.backend} embeddings yet; run `soundalike embed`.")
     q = view.track_ids.index(track.track_id)
-    sim = view.track_similarity(calibration=calibration)
     meta = {t.track_id: t for t in store.tracks()}
+    if len(view.track_ids) > TRACK_MATRIX_MAX:
+        return _similar_tracks_large(store, view, q, meta, k=k, exclude_same_artist=exclude_same_artist,
+                                     exclude_same_album=exclude_same_album)
+    sim = view.track_similarity(calibration=calibration)
     excl = {q}
     if exclude_same_artist:
         excl |= set(group_exclusions([track.artist_id], [meta[t].artist_id for t in view.track_ids])[0].tolist())
@@ -201,5 +204,42 @@ def similar_tracks_json(
         "backend": view.model.backend, "weights_kind": view.model.weights_kind, "calibration": calibration,
         "layer": view.layer, "profile": None, "signals_used": ["audio"],
         "filters": {"exclude_same_artist": exclude_same_artist, "exclude_same_album": exclude_same_album},
+        "neighbours": neighbours,
+    }
+
+
+#: Above this many tracks ``similar --track`` does not build the track x track matrix (n^2 memory):
+#: it ranks with the service's track index (centred cosine; the saved Faiss index beside the
+#: store from 50,000 tracks, see ``soundalike index``).
+TRACK_MATRIX_MAX = 20_000
+
+
+def _similar_tracks_large(store: Store, view: LibraryView, q: int, meta: dict, *, k: int,
+                          exclude_same_artist: bool, exclude_same_album: bool) -> dict:
+    from .neighbours import index_dir
+    from .serve.engine import TrackIndex  # the same ranking the service gives
+
+    track = meta[view.track_ids[q]]
+    ann_path = index_dir(store.path) / f"tracks-{view.model.model_key}-layer{view.layer}.faiss"
+    idx = TrackIndex(view.track_ids, view.X, view.track_artist, ann_path=ann_path)
+    excl = [q]
+    if exclude_same_album and track.album:
+        excl += [j for j, t in enumerate(view.track_ids)
+                 if meta[t].artist_id == track.artist_id and meta[t].album == track.album]
+    hits = idx.nearest(idx.V[q], k=k, exclude=excl, exclude_artists=[track.artist_id] if exclude_same_artist else [])
+    Xq = view.X[q] / max(float(np.linalg.norm(view.X[q])), 1e-12)
+    neighbours = []
+    for j, score, _ in hits:
+        t = meta[view.track_ids[j]]
+        raw = float(view.X[j] @ Xq) / max(float(np.linalg.norm(view.X[j])), 1e-12)
+        neighbours.append({"artist": t.artist, "artist_id": t.artist_id, "track_id": t.track_id, "title": t.title,
+                           "score": round(score, 6), "raw_cosine": round(raw, 6), "contributions": {"audio": round(score, 6)}})
+    return {
+        "query": {"track_id": track.track_id, "artist": track.artist, "title": track.title},
+        "backend": view.model.backend, "weights_kind": view.model.weights_kind, "calibration": "center",
+        "layer": view.layer, "profile": None, "signals_used": ["audio"],
+        "filters": {"exclude_same_artist": exclude_same_artist, "exclude_same_album": exclude_same_album},
+        "note": f"{len(view.track_ids)} tracks: ranked by centred cosine with the track index "
+                f"({'Faiss, ' + str(ann_path) if idx.ann is not None else 'exact'}), not the full matrix",
         "neighbours": neighbours,
     }

@@ -71,3 +71,15 @@ def test_auto_batch_and_compile_do_not_change_vectors(gen):
     compiled = load_backend("mert-v1-95m", tiny=True, compile=True)
     assert compiled.model_key == eager.model_key
     np.testing.assert_allclose(compiled.embed_layers(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_int8_quantisation_is_its_own_model_and_agrees_with_fp32(gen):
+    x = gen.clips(24000, 2.0, n=3)
+    fp32 = load_backend("mert-v1-95m", tiny=True)
+    int8 = load_backend("mert-v1-95m", tiny=True, quantize="int8")
+    assert int8.model_key != fp32.model_key and int8.config()["quantize"] == "int8"
+    a, b = fp32.embed_layers(x), int8.embed_layers(x)
+    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    assert cos.min() >= 0.999
+    with pytest.raises(ParameterError, match="quantize"):
+        load_backend("mert-v1-95m", tiny=True, quantize="int4")

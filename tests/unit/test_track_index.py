@@ -94,3 +94,22 @@ def test_index_command_builds_then_reuses(tmp_path, monkeypatch):
     assert doc["built"] and doc["recall_at_10"] >= 0.95 and (tmp_path / "lib.db.indexes").is_dir()
     doc2 = json.loads(runner.invoke(app, ["index", "--db", str(db), "--min-items", "0", "--json"]).stdout)
     assert doc2["reused"] and doc2["path"] == doc["path"]
+
+
+def test_similar_track_on_a_large_library_uses_the_track_index(small_library, store, monkeypatch):
+    """Beyond TRACK_MATRIX_MAX tracks `similar --track` ranks without the n x n matrix, same order as centred cosine."""
+    from soundalike import compare
+    from soundalike.pipeline import embed, ingest
+    from tests.unit.test_pipeline import SpectrumBackend
+
+    ingest(store, small_library)
+    embed(store, [SpectrumBackend()])
+    tid = store.tracks()[0].track_id
+    exact = compare.similar_tracks_json(store, tid, k=3, calibration="center")
+    monkeypatch.setattr(compare, "TRACK_MATRIX_MAX", 2)
+    large = compare.similar_tracks_json(store, tid, k=3, calibration="center")
+    assert "track index" in large["note"] and large["calibration"] == "center"
+    assert [n["track_id"] for n in large["neighbours"]] == [n["track_id"] for n in exact["neighbours"]]
+    assert [n["raw_cosine"] for n in large["neighbours"]] == [n["raw_cosine"] for n in exact["neighbours"]]
+    same_artist = compare.similar_tracks_json(store, tid, k=3, exclude_same_artist=True)
+    assert all(n["artist_id"] != store.track(tid).artist_id for n in same_artist["neighbours"])

@@ -282,6 +282,15 @@ def export_checkpoint(model, *, weight_norm_gv: bool = True, extra: dict[str, to
     return state
 
 
+def quantize_linear_int8(model):
+    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations quantised per batch)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's migration notice (torchao is not a dependency)
+        return torch.ao.quantization.quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def pooled_hidden_states(model, x: torch.Tensor, *, keep_layer: int | None = None):
     """Run MERT and pool every hidden state over time.
 

@@ -49,6 +49,7 @@ _CHUNKS = (5, 10, 30)
 _POOLINGS = ("mean", "meanstd")
 _DTYPES = ("float32", "bfloat16", "float16")
 _ATTENTION = ("sdpa", "eager")
+_QUANTIZE = ("none", "int8")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -159,6 +160,10 @@ class _MertV1(Backend):
         Windows per forward pass (bounds memory; does not change the outputs). ``auto``: 4 on
         the CPU; on CUDA the largest power of two (<= 128) whose peak memory, measured on one
         window on first use, fits in the free memory.
+    quantize : {"none", "int8"}
+        ``int8``: dynamic int8 quantisation of every linear layer (CPU only; part of the model
+        key, since the vectors change). Measured with random weights (benchmarks/RESULTS.md):
+        cosine to fp32 >= 0.999 on every layer, but no faster on the 2-core machine.
     compile : bool
         Run the network through ``torch.compile`` (static shapes). Off by default: compiling
         costs minutes and PERFORMANCE.md measured no gain on an H100 in the first iterations.
@@ -185,6 +190,7 @@ class _MertV1(Backend):
         random_layers: int | None = None,
         seed: int = 0,
         max_batch: int | str = "auto",
+        quantize: str = "none",
         compile: bool = False,
     ) -> None:
         from . import _mert_net, _torch_runtime
@@ -201,6 +207,9 @@ class _MertV1(Backend):
         self.seed = int(seed)
         self.max_batch = _torch_runtime.check_max_batch(max_batch)
         self.compile = bool(compile)
+        self.quantize = check_option("quantize", quantize, _QUANTIZE)
+        if self.quantize != "none" and not self.device.startswith("cpu"):
+            raise ParameterError(f"quantize={quantize!r} runs on the CPU only; on {self.device} use dtype='bfloat16'.")
         random = self.tiny or bool(random_weights) or random_layers is not None
         if random:
             if weights is not None:
@@ -224,6 +233,8 @@ class _MertV1(Backend):
             self.weights_kind = "real"
             self.weights_sha256 = digest
             self.weights_path = weights_path
+        if self.quantize == "int8":
+            self._model = _mert_net.quantize_linear_int8(self._model)
         hidden = int(self._model.config.hidden_size)
         depth = int(self._model.config.num_hidden_layers)
         self.n_layers = depth + 1
@@ -243,6 +254,7 @@ class _MertV1(Backend):
             "dtype": self.dtype,
             "attention": self.attention,
             "normalize": "per-window-zmuv",
+            **({"quantize": self.quantize} if self.quantize != "none" else {}),
             "layers": "all-hidden-states+final-ln",
         }
         if self.weights_kind == "random":
