@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     a = ap.parse_args(argv)
     todo = OUTPUTS if not a.only else [(x.split(":", 1) + [None])[:2] for x in a.only.split(",")]
+    # NAME alone = the backend's default output, the same model key as `soundalike embed --backend NAME`
     store = Store(a.db)
     policy = WindowPolicy.parse(a.window)
     for name, output in todo:
