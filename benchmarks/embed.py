@@ -25,7 +25,7 @@ Usage::
 
     python benchmarks/embed.py                                   # musicnn-msd, descriptors, vggish, mert-v1-95m:4
     python benchmarks/embed.py --backend musicnn-msd --backend mert-v1-95m:2 --clips 16 --threads 2
-    python benchmarks/embed.py --device cuda --json-out out/embed.json
+    python benchmarks/embed.py --device cuda --dtype bfloat16 --batch-size 128 --jobs 8 --json-out out/embed.json
 
 ``NAME:N`` limits that backend to N clips (MERT-v1-95M takes seconds per clip on a CPU).
 The machine is usually shared: the load average before and after each run is recorded.
@@ -115,18 +115,22 @@ def _cpu_s() -> float:
     return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _build_backend(name: str, device: str, allow_random: bool):
+def _build_backend(name: str, device: str, allow_random: bool, dtype: str = "float32"):
     from soundalike.backends.registry import backend_class, load_backend
     from soundalike.errors import SoundalikeError
 
+    cls = backend_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    if "torch" not in getattr(cls, "requires", ()):  # --device/--dtype concern the torch backends only
+        device, dtype = "cpu", "float32"
+    opts = {"dtype": dtype} if dtype != "float32" else {}
     try:
-        return load_backend(name, device=device)
+        return load_backend(name, device=device, **opts)
     except SoundalikeError as exc:
-        params = inspect.signature(backend_class(name).__init__).parameters
         if not allow_random or "random_weights" not in params:
             raise SystemExit(f"{name}: {exc}")
         # Full-size random weights: same architecture and cost as the real model.
-        return load_backend(name, device=device, random_weights=True)
+        return load_backend(name, device=device, random_weights=True, **opts)
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +143,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(spec["threads"])
     clips = [Path(p) for p in spec["clips"]]
     t0 = time.perf_counter()
-    backend = _build_backend(spec["backend"], spec["device"], spec["allow_random"])
+    backend = _build_backend(spec["backend"], spec["device"], spec["allow_random"], spec.get("dtype", "float32"))
     load_s = time.perf_counter() - t0
     sr = backend.sample_rate
     # warm-up on noise (not timed)
@@ -261,6 +265,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=1, help="decoding worker processes of the pipeline path (default 1)")
     ap.add_argument("--batch-size", type=int, default=16, help="tracks per pipeline batch (default 16)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:i] (needs torch.cuda)")
+    ap.add_argument("--dtype", default="float32", help="autocast precision of the torch backends (bfloat16 on a GPU)")
     ap.add_argument("--paths", default="naive,pipeline", help="which paths to time, comma-separated")
     ap.add_argument("--no-random", dest="allow_random", action="store_false",
                     help="fail instead of falling back to full-size random weights when real ones are missing")
@@ -296,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         clips = [str(p) for p in pick_clips(args.root, n)]
         for path in args.paths:
             spec = {"backend": name, "path": path, "clips": clips, "device": args.device, "threads": args.threads,
-                    "jobs": args.jobs, "batch_size": args.batch_size, "allow_random": args.allow_random}
+                    "jobs": args.jobs, "batch_size": args.batch_size, "allow_random": args.allow_random,
+                    "dtype": args.dtype}
             row = run_one(spec)
             rows.append(row)
             print(f"# {name} {path}: " + (row.get("error") or f"{row['s_per_clip']:.3f} s/clip"), file=sys.stderr, flush=True)

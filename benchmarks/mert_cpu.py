@@ -9,6 +9,7 @@ in this process after one warm-up clip. Rows:
 - ``bf16 autocast``                   ``dtype="bfloat16"``
 - ``int8 dynamic``                    ``quantize="int8"`` (every nn.Linear)
 - ``fp32, 10 s chunks``               ``chunk_s=10`` (the seeds' setting; attention is quadratic in length)
+- ``5 s chunks``, ``int8 + 10 s``     the shortest window, and the cheapest combination
 
 Agreement with the baseline, per layer over all clips: the minimum raw cosine, and the minimum
 cosine after subtracting the baseline's mean vector of the layer (mean-pooled states of a
@@ -42,6 +43,9 @@ CONFIGS = [
     ("bf16 autocast, batch 4", dict(max_batch=4, dtype="bfloat16")),
     ("int8 dynamic, batch 4", dict(max_batch=4, quantize="int8")),
     ("fp32, 10 s chunks, batch 4", dict(max_batch=4, chunk_s=10)),
+    ("fp32, 10 s chunks, batch 1", dict(max_batch=1, chunk_s=10)),
+    ("fp32, 5 s chunks, batch 1", dict(max_batch=1, chunk_s=5)),
+    ("int8 dynamic, 10 s chunks, batch 1", dict(max_batch=1, chunk_s=10, quantize="int8")),
 ]
 
 

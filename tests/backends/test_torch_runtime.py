@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from soundalike.backends._torch_runtime import CPU_BATCH
 from soundalike.backends.registry import load_backend
 from soundalike.errors import BackendUnavailable, ParameterError
 
@@ -41,7 +42,7 @@ def test_devices_resolve_or_fail_clearly():
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert measure_batch_size(lambda: None, "cpu") == 4  # CPU: fixed, no probe
+    assert measure_batch_size(lambda: None, "cpu") == CPU_BATCH  # CPU: fixed, no probe
     with pytest.raises(ParameterError, match="not a torch device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
@@ -63,11 +64,11 @@ def test_runtime_options_reach_torch_backends_only():
 def test_auto_batch_and_compile_do_not_change_vectors(gen):
     """``max_batch="auto"`` and ``compile=True`` change speed, never the stored vectors (or the key)."""
     x = gen.clips(24000, 2.0, n=3)
-    eager = load_backend("mert-v1-95m", tiny=True, max_batch=1)
+    eager = load_backend("mert-v1-95m", tiny=True, max_batch=3)
     auto = load_backend("mert-v1-95m", tiny=True)
     ref = eager.embed_layers(x)
     np.testing.assert_allclose(auto.embed_layers(x), ref, rtol=1e-5, atol=1e-5)
-    assert auto.max_batch == 4 and auto.model_key == eager.model_key
+    assert auto.max_batch == CPU_BATCH and auto.model_key == eager.model_key
     compiled = load_backend("mert-v1-95m", tiny=True, compile=True)
     assert compiled.model_key == eager.model_key
     np.testing.assert_allclose(compiled.embed_layers(x), ref, rtol=1e-4, atol=1e-4)

@@ -37,9 +37,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-#: Windows per forward pass on the CPU: larger batches do not run faster there (measured on
-#: 2 cores: MERT-95M 6.4 s/clip at batch 1 and 6.2 at batch 4) and cost memory.
-CPU_BATCH = 4
+#: Windows per forward pass on the CPU: larger batches do not run faster there and cost memory
+#: (benchmarks/mert_cpu.py, 2 cores, quiet machine: MERT-95M 4.42 s/clip at batch 1, 5.09 at batch 4).
+CPU_BATCH = 1
 #: Upper bound of an automatic GPU batch: PERFORMANCE.md shows MERT-95M throughput flat from 64 on.
 MAX_AUTO_BATCH = 128
 #: Part of the free accelerator memory left unused (allocator fragmentation, cuDNN workspaces).

@@ -143,7 +143,7 @@ class _MertV1(Backend):
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision; outputs are float32. On a GPU use ``bfloat16`` (PERFORMANCE.md:
         2x fp32's throughput on an H100); on the CPU keep ``float32`` (bf16 measured slower on
-        the 2-core development machine: 7.0 vs 6.2 s per 30 s clip).
+        the 2-core development machine: 6.1 vs 4.4-5.1 s per 30 s clip).
     chunk_s : {5, 10, 30}
         Analysis window in seconds (30: the whole clip the pipeline passes).
     overlap : float in [0, 0.9]
@@ -157,13 +157,14 @@ class _MertV1(Backend):
         Depth of a random instance (e.g. the 330M layout with 2 layers in tests).
     seed : int
     max_batch : int or "auto"
-        Windows per forward pass (bounds memory; does not change the outputs). ``auto``: 4 on
-        the CPU; on CUDA the largest power of two (<= 128) whose peak memory, measured on one
+        Windows per forward pass (bounds memory; does not change the outputs). ``auto``: 1 on
+        the CPU (batching measured slower there); on CUDA the largest power of two (<= 128) whose peak memory, measured on one
         window on first use, fits in the free memory.
     quantize : {"none", "int8"}
         ``int8``: dynamic int8 quantisation of every linear layer (CPU only; part of the model
-        key, since the vectors change). Measured with random weights (benchmarks/RESULTS.md):
-        cosine to fp32 >= 0.999 on every layer, but no faster on the 2-core machine.
+        key, since the vectors change). Measured with random weights on 2 cores
+        (benchmarks/RESULTS.md): 1.1x faster (1.6x with ``chunk_s=10``), raw cosine to fp32
+        >= 0.9997 on every layer but centred cosine 0.93, so it is opt-in.
     compile : bool
         Run the network through ``torch.compile`` (static shapes). Off by default: compiling
         costs minutes and PERFORMANCE.md measured no gain on an H100 in the first iterations.
