@@ -413,14 +413,11 @@ def _hybrid_rows(store, exp: Experiment, ctx: dict) -> list[dict]:
     for h in exp.hybrid:
         row = {"backend": f"hybrid:{h['name']}", "kind": "hybrid", "calibration": h["calibration"], "profile": "centroid",
                "weights_kind": "hand", "signals": h["signals"]}
-        try:
-            from .hybrid import HybridConfig, hybrid_scores
+        from .hybrid import HybridConfig, hybrid_scores
 
+        try:
             cfg = HybridConfig.from_dict(h["config"])
             res = hybrid_scores(store, signals=h["signals"], config=cfg, backend=h["backend"], calibration=h["calibration"])
-        except ImportError as exc:
-            rows.append(dict(row, status=f"{NOT_AVAILABLE}: {exc}"))
-            continue
         except SoundalikeError as exc:
             rows.append(dict(row, status=f"skipped: {exc}"))
             continue

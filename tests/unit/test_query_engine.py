@@ -177,6 +177,10 @@ def test_no_upward_imports():
             "audio.py", "pipeline.py")
         if below and any(m.startswith(above_query) for m in mods):
             bad.append(f"{rel} imports {sorted(m for m in mods if m.startswith(above_query))}")
+        below_engine = rel.startswith("backends/") or rel in ("audio.py", "library.py", "store.py", "pipeline.py",
+                                                             "distributed.py", "_migrations.py")
+        if below_engine and any(m.startswith("soundalike.query") for m in mods):
+            bad.append(f"{rel} imports the query engine")
     assert not bad, bad
     sizes = {p.relative_to(SRC).as_posix(): len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
     assert max(sizes.values()) <= 600, {k: v for k, v in sizes.items() if v > 600}

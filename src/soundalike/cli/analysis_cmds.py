@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         out_path: Annotated[Optional[Path], typer.Option("--out", help="Write .svg, .csv or .json.")] = None,
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """A 2-D map of the artists: the same layout as the web page's /api/map (t-SNE or PCA of profiles)."""
+        """A 2-D map of the artists: the same layout as the web page's /api/map (PCA of calibrated profiles)."""
         _check(calibration, "centroid")
         with open_db(db, readonly=True) as store:
             engine = Engine(store)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ParameterError, UnknownArtistError, UnknownTrackError
+from ..errors import ParameterError, UnknownArtistError
 from ..library import artist_key
 from ..query import CALIBRATIONS, Engine, pick_model
 from ..store import Artist, ModelInfo, Store, Track
