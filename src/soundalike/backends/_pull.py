@@ -420,7 +420,13 @@ def _guess_source(path: Path) -> WeightsSource:
 def _import_files(src: WeightsSource, path: Path) -> dict[str, Path]:
     folder = path if path.is_dir() else path.parent
     if src.kind == "url":
-        files = {n: folder / n for n in src.files}
+        from .vggish import find_vggish_weights
+
+        model, pca = find_vggish_weights(path)
+        if model is None or pca is None:
+            raise WeightsError(f"{str(path)!r} lacks the {src.name} release files ({', '.join(src.files)}); "
+                               "import a folder with both.")
+        return {model.name: model, pca.name: pca}
     elif src.kind == "hf":
         weights = next((folder / f for f in MERT_WEIGHT_FILES if (folder / f).is_file()), None)
         if path.is_file() and path.name in MERT_WEIGHT_FILES:
