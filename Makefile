@@ -12,7 +12,8 @@ PIPI   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 # dependencies from pip's configured index.
 TORCH_INDEX ?=
 TORCH_INDEX_URL := $(if $(filter cpu,$(TORCH_INDEX)),https://download.pytorch.org/whl/cpu,$(TORCH_INDEX))
-TORCH_FIRST := $(if $(TORCH_INDEX_URL),$(PIPI) --index-url $(TORCH_INDEX_URL) torch,@true)
+# torch alone from that index (its own dependencies then come, pinned, from the usual index)
+TORCH_FIRST := $(if $(TORCH_INDEX_URL),$(PIPI) --no-deps --index-url $(TORCH_INDEX_URL) torch,@true)
 # musicnn ships the real trained weights of the default backend; its metadata pins numpy<1.17,
 # so it is installed without its dependencies (soundalike reads the checkpoints itself).
 MUSICNN := musicnn==0.1.0
