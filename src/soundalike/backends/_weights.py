@@ -21,15 +21,21 @@ order, at:
    (``$TORCH_HOME/hub/checkpoints``, else ``~/.cache/torch/hub/checkpoints``) for VGGish,
    where ``torchvggish`` downloads its files.
 
+Weights are fetched only by ``soundalike models pull`` (``_pull.py``), never by a backend.
+
 Checks: a file name that ends in ``-<hex>.<ext>`` (torch hub's convention, e.g.
 ``vggish-10086976.pth``) must have a sha256 starting with those hex digits; a file of the
 Hugging Face cache that links to ``blobs/<64 hex>`` must have that sha256 (the hub names
-large-file blobs by their sha256). A mismatch is a :class:`~soundalike.errors.WeightsError`.
+large-file blobs by their sha256) and one that links to ``blobs/<40 hex>`` that git blob id
+(small files are stored in git); a file listed in the ``soundalike-weights.json`` manifest that
+``models pull`` / ``models import`` write beside the files must have the sha256 recorded there.
+A mismatch is a :class:`~soundalike.errors.WeightsError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -45,6 +51,9 @@ __all__ = [
     "hf_hub_cache",
     "hf_snapshot",
     "torch_hub_checkpoints",
+    "MANIFEST_NAME",
+    "read_manifest",
+    "git_blob_sha1",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,10 @@ WEIGHTS_ENV = "SOUNDALIKE_WEIGHTS_DIR"
 
 _NAME_DIGEST = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+#: written by ``models pull`` / ``models import`` beside the files they put in place
+MANIFEST_NAME = "soundalike-weights.json"
 
 # (resolved path, size, mtime_ns) -> sha256; hashing a 1.3 GB checkpoint takes seconds
 _DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -74,6 +87,36 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest
 
 
+def git_blob_sha1(path: str | os.PathLike[str]) -> str:
+    """The git blob id of a file (sha1 of ``"blob <size>\\0"`` + bytes), as the hub names small files."""
+    p = Path(path)
+    h = hashlib.sha1(f"blob {p.stat().st_size}\0".encode())
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict | None:
+    """The ``soundalike-weights.json`` manifest of a weights folder, or None when there is none.
+
+    Raises
+    ------
+    WeightsError
+        The manifest exists but is not a JSON object with a ``files`` mapping.
+    """
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"Weights manifest {str(path)!r} cannot be read ({exc}); pull or import the weights again.") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        raise WeightsError(f"Weights manifest {str(path)!r} has no 'files' mapping; pull or import the weights again.")
+    return doc
+
+
 def expected_digest_prefix(path: str | os.PathLike[str]) -> str | None:
     """The sha256 prefix a file's name promises (``vggish-10086976.pth`` -> ``10086976``)."""
     m = _NAME_DIGEST.search(Path(path).name)
@@ -83,8 +126,9 @@ def expected_digest_prefix(path: str | os.PathLike[str]) -> str | None:
 def check_file_digest(path: str | os.PathLike[str], expected: str | None = None) -> str:
     """Hash `path` and check it against `expected` (a sha256 or a prefix of one).
 
-    When `expected` is None, the prefix in the file name (if any) and the Hugging Face blob
-    name (if the path links into a hub cache) are checked instead.
+    When `expected` is None, the prefix in the file name (if any), the Hugging Face blob name
+    (if the path links into a hub cache) and the manifest beside the file (if any) are checked
+    instead.
 
     Returns
     -------
@@ -106,16 +150,27 @@ def check_file_digest(path: str | os.PathLike[str], expected: str | None = None)
     else:
         prefix = expected_digest_prefix(p)
         if prefix:
-            promises.append((prefix, f"the digest in its name ({prefix})"))
+            promises.append((prefix, "the digest in its name"))
         target = p.resolve()
         if p.is_symlink() and target.parent.name == "blobs" and _HEX64.match(target.name):
             promises.append((target.name, "its Hugging Face blob name"))
+        if p.is_symlink() and target.parent.name == "blobs" and _HEX40.match(target.name):
+            actual = git_blob_sha1(p)
+            if actual != target.name:
+                raise WeightsError(
+                    f"Weights file {str(p)!r}: expected git blob id {target.name} (its Hugging Face blob name), "
+                    f"got {actual}; the file is corrupt. Pull it again (soundalike models pull)."
+                )
+        manifest = read_manifest(p.parent)
+        recorded = (manifest or {}).get("files", {}).get(p.name)
+        if isinstance(recorded, dict) and recorded.get("sha256"):
+            promises.append((str(recorded["sha256"]).lower(), f"the sha256 recorded in {MANIFEST_NAME}"))
     for want, what in promises:
         if not digest.startswith(want):
             raise WeightsError(
-                f"Weights file {str(p)!r} has sha256 {digest[:16]}…, which does not match {what}; "
-                "the file is corrupt, truncated or a different release. Download it again "
-                "(or rename it if it is a deliberate custom checkpoint)."
+                f"Weights file {str(p)!r} has sha256 {digest}, which does not match {what}: expected {want}; "
+                "the file is corrupt, truncated or a different release. Pull it again with "
+                "`soundalike models pull` (or rename it if it is a deliberate custom checkpoint)."
             )
     return digest
 

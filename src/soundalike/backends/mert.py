@@ -122,9 +122,9 @@ def _install_hint(variant: str) -> str:
     env = _weights.weights_dir()
     target = str(env / variant) if env is not None else f"${_weights.WEIGHTS_ENV}/{variant}/"
     return (
-        f"put config.json and model.safetensors (or pytorch_model.bin) of https://huggingface.co/m-a-p/{variant} "
-        f"in {target}, or fetch them into the Hugging Face cache with "
-        f"`hf download m-a-p/{variant} config.json pytorch_model.bin`, or pass weights=PATH / --weights PATH"
+        f"run `soundalike models pull {variant.lower()}` (licence CC BY-NC 4.0), or put config.json and "
+        f"model.safetensors (or pytorch_model.bin) of https://huggingface.co/m-a-p/{variant} in {target} "
+        f"(`soundalike models import PATH`), or pass weights=PATH / --weights PATH"
     )
 
 

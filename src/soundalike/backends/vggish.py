@@ -176,8 +176,8 @@ def _install_hint() -> str:
     env = _weights.weights_dir()
     target = str(env / "vggish") if env is not None else f"${_weights.WEIGHTS_ENV}/vggish/"
     return (
-        f"download {MODEL_FILE} and {PCA_FILE} from {_RELEASE} into {target} "
-        f"(or into {_weights.torch_hub_checkpoints()}), or pass weights=PATH / --weights PATH"
+        f"run `soundalike models pull vggish`, or download {MODEL_FILE} and {PCA_FILE} from {_RELEASE} into "
+        f"{target} (or into {_weights.torch_hub_checkpoints()}), or pass weights=PATH / --weights PATH"
     )
 
 
