@@ -14,13 +14,13 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from ._lifecycle import process_pool
 from .audio import WindowPolicy, Windows, load_windows
 from .backends.base import Backend, model_key_for
 from .errors import AudioError, SoundalikeError
@@ -75,8 +75,9 @@ class RunSummary:
 def _pool(jobs: int) -> Executor | None:
     if jobs <= 1:
         return None
-    # forkserver: children do not inherit torch's thread pools from a parent that loaded a model.
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("forkserver"))
+    # forkserver: children do not inherit torch's thread pools from a parent that loaded a model;
+    # process_pool makes every process of the pool die with this one (even after kill -9).
+    return process_pool(jobs)
 
 
 def _map(pool: Executor | None, fn: Callable, items: Sequence) -> Iterator:
