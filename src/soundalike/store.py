@@ -253,12 +253,18 @@ class Store:
             db.execute("UPDATE runs SET finished=? WHERE run_id=?", (_now(), run_id))
 
     def record_failure(self, run_id: int | None, path: str, kind: str, message: str, *, db: sqlite3.Connection | None = None) -> None:
-        """Record a per-file failure (inside the caller's transaction when `db` is given)."""
+        """Record a per-file failure (inside the caller's transaction when `db` is given).
+
+        A run records one line per (path, kind): ``run`` sees a truncated file in ingest and embed.
+        """
+        sql = ("INSERT INTO failures SELECT ?, ?, ?, ? WHERE NOT EXISTS"
+               " (SELECT 1 FROM failures WHERE run_id IS ? AND path=? AND kind=?)")
+        params = (run_id, path, kind, message, run_id, path, kind)
         if db is None:
             with self.transaction() as tx:
-                tx.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+                tx.execute(sql, params)
         else:
-            db.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+            db.execute(sql, params)
 
     def failures(self, run_id: int | None = None) -> list[tuple[str, str, str]]:
         """(path, kind, message) of the given run, or of the latest run with failures recorded."""
