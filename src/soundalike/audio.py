@@ -25,6 +25,7 @@ import soundfile as sf
 import soxr
 
 from ._validation import check_audio
+from .audio_integrity import TAIL_PROBE_S, declared_vs_decoded, header_truncation, short_read, tail_truncation
 from .errors import (
     DecodeError,
     EmptyFileError,
@@ -149,18 +150,20 @@ class Windows:
     starts_s : list of float
     sample_rate : int
     duration_s : float   duration of the whole track
+    truncated : str      why the file decodes only in part ("" when complete; see audio_integrity)
     """
 
     clips: list[np.ndarray]
     starts_s: list[float]
     sample_rate: int
     duration_s: float
+    truncated: str = ""
 
     def resampled(self, sample_rate: int) -> "Windows":
         if sample_rate == self.sample_rate:
             return self
         return Windows([resample(c, orig_sr=self.sample_rate, target_sr=sample_rate) for c in self.clips],
-                       list(self.starts_s), sample_rate, self.duration_s)
+                       list(self.starts_s), sample_rate, self.duration_s, self.truncated)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:
@@ -224,51 +227,73 @@ def _check_path(path: Path) -> None:
         raise UnreadableFileError("the file is not readable (permission denied)", path=str(path))
 
 
-def _read_sndfile(path: Path, spans: list[tuple[float, float]] | None) -> tuple[list[np.ndarray], int, float]:
-    """Read the spans (start_s, length_s) with libsndfile; ``None`` reads the whole file."""
+def _read_sndfile(path: Path, spans: list[tuple[float, float]] | None) -> tuple[list[np.ndarray], int, float, str]:
+    """Read the spans (start_s, length_s) with libsndfile; ``None`` reads the whole file.
+
+    The last item says why the file is truncated ("" when it is not; see audio_integrity).
+    """
     with sf.SoundFile(str(path)) as fh:
         sr = fh.samplerate
         total = fh.frames
         duration = total / sr if total > 0 else 0.0
+        truncated = header_truncation(fh.extra_info)
         if spans is None:
-            return [to_mono(fh.read(dtype="float32", always_2d=True))], sr, duration
+            y = to_mono(fh.read(dtype="float32", always_2d=True))
+            return [y], sr, duration, truncated or short_read(y.size, total, total, 0, sr) or ""
         out = []
+        end = 0
         for start_s, length_s in spans:
             start = min(int(round(start_s * sr)), max(total - 1, 0))
             fh.seek(start)
-            out.append(to_mono(fh.read(int(round(length_s * sr)), dtype="float32", always_2d=True)))
-        return out, sr, duration
+            asked = int(round(length_s * sr))
+            out.append(to_mono(fh.read(asked, dtype="float32", always_2d=True)))
+            truncated = truncated or short_read(out[-1].size, asked, total, start, sr)
+            end = max(end, start + out[-1].size)
+        if not truncated and total - end > TAIL_PROBE_S * sr:
+            truncated = tail_truncation(fh)
+        return out, sr, duration, truncated or ""
 
 
-def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    """Decode the whole file with PyAV (FFmpeg) to mono float32."""
+def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int, str]:
+    """Decode the whole file with PyAV (FFmpeg) to mono float32; the last item says why it is truncated."""
     try:
         import av
     except ImportError as exc:  # pragma: no cover - av is a core dependency
         raise UnsupportedFormatError(f"no decoder for {path.suffix} (PyAV missing: {exc})", path=str(path)) from None
+    chunks: list[np.ndarray] = []
+    sr, declared, truncated = 0, None, ""
     try:
         with av.open(str(path)) as container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
                 raise UnsupportedFormatError("the file holds no audio stream", path=str(path))
             stream = streams[0]
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=stream.rate or stream.codec_context.sample_rate)
-            chunks: list[np.ndarray] = []
+            sr = int(stream.rate or stream.codec_context.sample_rate)
+            if stream.duration is not None and stream.time_base is not None:
+                declared = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                declared = container.duration / av.time_base
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
-            sr = int(resampler.rate)
     except (av.error.InvalidDataError, av.error.EOFError) as exc:  # type: ignore[attr-defined]
-        raise DecodeError(f"the file is corrupt or truncated ({exc.__class__.__name__})", path=str(path)) from None
+        decoded = sum(c.size for c in chunks)
+        if not sr or decoded < MIN_DURATION_S * sr:
+            raise DecodeError(f"the file is corrupt or truncated ({exc.__class__.__name__})", path=str(path)) from None
+        # A decoder error after enough audio: keep what decoded, say the file is cut short.
+        truncated = f"the file is truncated: decoding stops at {decoded / sr:.2f} s ({exc.__class__.__name__})"
     except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
         raise UnsupportedFormatError(f"FFmpeg cannot decode it ({exc})", path=str(path)) from None
     y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return y, sr
+    if not truncated and sr:
+        truncated = declared_vs_decoded(declared, y.size / sr) or ""
+    return y, sr, truncated
 
 
-def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], list[float], int, float]:
+def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], list[float], int, float, str]:
     _check_path(path)
     ext = path.suffix.lower()
     if ext and ext not in AUDIO_EXTENSIONS:
@@ -282,17 +307,17 @@ def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], 
             with sf.SoundFile(str(path)) as fh:
                 duration = fh.frames / fh.samplerate if fh.frames > 0 else 0.0
             spans = policy.starts(duration) if (policy is not None and duration > 0) else None
-            clips, sr, duration = _read_sndfile(path, spans)
+            clips, sr, duration, truncated = _read_sndfile(path, spans)
             starts = [s for s, _ in spans] if spans else [0.0]
             if duration > 0 and sum(c.size for c in clips) > 0:
-                return clips, starts, sr, duration
+                return clips, starts, sr, duration, truncated
         except sf.LibsndfileError as exc:
             sndfile_error = exc
         except RuntimeError as exc:  # soundfile raises RuntimeError on some truncated streams
             sndfile_error = exc
     # FFmpeg path: whole file, then cut.
     try:
-        y, sr = _read_ffmpeg(path)
+        y, sr, truncated = _read_ffmpeg(path)
     except UnsupportedFormatError:
         if sndfile_error is not None:
             raise DecodeError(f"the file is corrupt or not audio ({sndfile_error})", path=str(path)) from None
@@ -303,10 +328,10 @@ def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], 
     if y.size == 0:
         raise EmptyFileError("the file decodes to 0 samples", path=str(path))
     if policy is None:
-        return [y], [0.0], sr, duration
+        return [y], [0.0], sr, duration, truncated
     spans = policy.starts(duration)
     clips = [y[int(round(s * sr)): int(round(s * sr)) + int(round(length * sr))] for s, length in spans]
-    return clips, [s for s, _ in spans], sr, duration
+    return clips, [s for s, _ in spans], sr, duration, truncated
 
 
 def load(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
@@ -327,7 +352,7 @@ def load(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray,
     ------
     DecodeError, EmptyFileError, UnreadableFileError, UnsupportedFormatError
     """
-    clips, _, native_sr, _ = _decode(Path(path), None)
+    clips, _, native_sr, _, _ = _decode(Path(path), None)
     y = clips[0]
     if sr is not None:
         y = resample(y, orig_sr=native_sr, target_sr=sr)
@@ -370,7 +395,7 @@ def load_windows(path: str | os.PathLike, *, policy: WindowPolicy, sr: int | Non
         At the file's own rate, or at `sr` when given.
     """
     p = Path(path)
-    clips, starts, native_sr, duration = _decode(p, policy)
+    clips, starts, native_sr, duration, truncated = _decode(p, policy)
     if validate:
         joined = np.concatenate(clips) if len(clips) > 1 else clips[0]
         if duration < MIN_DURATION_S or joined.size / native_sr < MIN_DURATION_S:
@@ -381,5 +406,5 @@ def load_windows(path: str | os.PathLike, *, policy: WindowPolicy, sr: int | Non
                 path=str(p),
             )
         check_quality(joined, native_sr, path=str(p))
-    win = Windows(clips, starts, native_sr, duration)
+    win = Windows(clips, starts, native_sr, duration, truncated)
     return win.resampled(sr) if sr is not None else win

@@ -27,6 +27,8 @@ __all__ = [
     "UnknownTrackError",
     "StoreError",
     "SchemaError",
+    "StoreFullError",
+    "StoreBusyError",
     "ManifestError",
     "NotFittedError",
 ]
@@ -140,6 +142,14 @@ class StoreError(SoundalikeError):
 
 class SchemaError(StoreError):
     """The database schema is newer than this version of soundalike, or damaged."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or SQLite's size limit) is full: the transaction in flight was rolled back."""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the write lock for longer than the busy timeout."""
 
 
 class NotFittedError(SoundalikeError, AttributeError):

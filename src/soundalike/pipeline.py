@@ -14,13 +14,13 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from ._lifecycle import process_pool
 from .audio import WindowPolicy, Windows, load_windows
 from .backends.base import Backend, model_key_for
 from .errors import AudioError, SoundalikeError
@@ -46,17 +46,27 @@ class FileOutcome:
 
 @dataclass
 class RunSummary:
-    """Counts of a stage: done / cached / failed by kind, plus every failure line."""
+    """Counts of a stage: done / cached / failed by kind, plus every failure line.
+
+    ``reported`` counts files that were processed but carry a warning by kind (``truncated``:
+    embedded from the part that decodes), ``reports`` lists them; they count as done, not failed.
+    """
 
     stage: str
     done: int = 0
     cached: int = 0
     failed: Counter = field(default_factory=Counter)
     failures: list[FileOutcome] = field(default_factory=list)
+    reported: Counter = field(default_factory=Counter)
+    reports: list[FileOutcome] = field(default_factory=list)
 
     def add_failure(self, outcome: FileOutcome) -> None:
         self.failed[outcome.kind] += 1
         self.failures.append(outcome)
+
+    def add_report(self, outcome: FileOutcome) -> None:
+        self.reported[outcome.kind] += 1
+        self.reports.append(outcome)
 
     @property
     def n_failed(self) -> int:
@@ -69,14 +79,17 @@ class RunSummary:
             "cached": self.cached,
             "failed": dict(self.failed),
             "failures": [{"path": f.path, "kind": f.kind, "message": f.message} for f in self.failures],
+            "reported": dict(self.reported),
+            "reports": [{"path": f.path, "kind": f.kind, "message": f.message} for f in self.reports],
         }
 
 
 def _pool(jobs: int) -> Executor | None:
     if jobs <= 1:
         return None
-    # forkserver: children do not inherit torch's thread pools from a parent that loaded a model.
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("forkserver"))
+    # forkserver: children do not inherit torch's thread pools from a parent that loaded a model;
+    # process_pool makes every process of the pool die with this one (even after kill -9).
+    return process_pool(jobs)
 
 
 def _map(pool: Executor | None, fn: Callable, items: Sequence) -> Iterator:
@@ -87,11 +100,15 @@ def _map(pool: Executor | None, fn: Callable, items: Sequence) -> Iterator:
 
 # --- ingest ------------------------------------------------------------------------------
 def _probe(args: tuple[str, WindowPolicy]) -> tuple[str | None, float | None, str, str]:
-    """Hash the file and decode its analysis windows once to validate it (worker function)."""
+    """Hash the file and decode its analysis windows once to validate it (worker function).
+
+    A good file gives ``(track_id, duration, "", "")``, a truncated one ``(track_id, duration,
+    "truncated", reason)``, a bad one ``(None, None, kind, reason)``.
+    """
     path, policy = args
     try:
         win = load_windows(path, policy=policy)
-        return file_sha256(path), win.duration_s, "", ""
+        return file_sha256(path), win.duration_s, "truncated" if win.truncated else "", win.truncated
     except AudioError as exc:
         return None, None, exc.kind, str(exc)
     except OSError as exc:  # vanished between scan and read
@@ -164,6 +181,9 @@ def ingest(
                         duration_s=duration, external_id=rec.external_id, genres=rec.genres,
                         artist_mbid=rec.artist_mbid, db=db,
                     )
+                    if kind:  # truncated: stored, and reported
+                        summary.add_report(FileOutcome(str(rec.path), status, kind, message, tid))
+                        store.record_failure(run_id, str(rec.path), kind, message, db=db)
                     if status == "new":
                         summary.done += 1
                     else:
@@ -340,6 +360,11 @@ def embed(
                 for out in backend_failures:
                     summary.add_failure(out)
                     store.record_failure(run_id, out.path, out.kind, out.message, db=db)
+                for t, w in ok:
+                        cut = next(iter(w.values())).truncated
+                        if cut and t.track_id in results:  # embedded from what decodes, and reported
+                            summary.add_report(FileOutcome(t.path, "done", "truncated", cut, t.track_id))
+                            store.record_failure(run_id, t.path, "truncated", cut, db=db)
                 for tid, items in results.items():
                     for bi, v, w in items:
                         lengths = [c.shape[0] / w.sample_rate for c in w.clips]

@@ -4,6 +4,12 @@ This module and ``_migrations`` are the only ones that write SQL. Writes happen 
 transactions (``with store.transaction():``) so a ``kill -9`` loses at most the batch in
 flight and never corrupts the file; WAL with ``synchronous=NORMAL`` keeps every committed
 transaction across a process crash.
+
+Faults met in the field each become one :class:`StoreError` line, nothing committed is lost:
+a full disk (``SQLITE_FULL``: the batch in flight is rolled back, a rerun resumes), a database
+locked by another writer for longer than the busy timeout (``SOUNDALIKE_BUSY_TIMEOUT_S``, 30 s),
+and a read-only file or folder (the service opens the store ``mode=ro``, falling back to
+``immutable=1`` when SQLite cannot create the WAL's shared-memory file next to it).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -19,14 +26,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
+from ._lifecycle import remove_stale_temporaries
 from ._migrations import apply_migrations
-from .errors import DimensionMismatchError, ParameterError, SchemaError, StoreError, UnknownArtistError, UnknownTrackError
+from .errors import (
+    DimensionMismatchError,
+    ParameterError,
+    SchemaError,
+    StoreBusyError,
+    StoreError,
+    StoreFullError,
+    UnknownArtistError,
+    UnknownTrackError,
+)
 from .library import artist_key
 
-__all__ = ["Store", "Artist", "Track", "ModelInfo", "default_db_path", "open_store"]
+__all__ = ["Store", "Artist", "Track", "ModelInfo", "default_db_path", "open_store", "DEFAULT_BUSY_TIMEOUT_S"]
+
+#: How long a writer waits for another writer's lock before giving up with one clear line.
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+
+log = logging.getLogger(__name__)
 
 
 def default_db_path() -> Path:
@@ -87,10 +111,17 @@ class Store:
         Open without creating or migrating (for the service and reports).
     """
 
-    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False, busy_timeout_s: float | None = None) -> None:
         self.path = Path(path).expanduser()
         self.readonly = readonly
         self._lock = threading.RLock()
+        if busy_timeout_s is None:
+            try:
+                busy_timeout_s = float(os.environ.get("SOUNDALIKE_BUSY_TIMEOUT_S", DEFAULT_BUSY_TIMEOUT_S))
+            except ValueError:
+                raise StoreError("SOUNDALIKE_BUSY_TIMEOUT_S must be a number of seconds, got "
+                                 f"{os.environ['SOUNDALIKE_BUSY_TIMEOUT_S']!r}.") from None
+        self.busy_timeout_s = busy_timeout_s
         if readonly and not self.path.exists():
             raise StoreError(f"Library database {self.path} does not exist; run `soundalike ingest` first.")
         if not readonly:
@@ -98,21 +129,64 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"Cannot create the folder of {self.path}: {exc.strerror}.") from None
+        remove_stale_temporaries(self.path)  # what a killed process left half-written
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0)
-            self._db.execute("PRAGMA busy_timeout=30000")
-            if not readonly:
-                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode}).")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db = self._connect(readonly)
             if readonly:
                 self._check_schema()
             else:
                 apply_migrations(self._db)
         except sqlite3.DatabaseError as exc:
+            fault = self._fault(exc)
+            if fault is not None:
+                raise fault from None
             raise StoreError(f"{self.path} is not a usable soundalike database ({exc}); pass another --db.") from None
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        timeout = max(0.0, self.busy_timeout_s)
+        if not readonly:
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=timeout)
+            db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode}).")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            return db
+        uri = "file:" + quote(str(self.path.resolve()))
+        try:
+            db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=timeout)
+            db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "unable to open" not in str(exc) and "readonly" not in str(exc) and "read-only" not in str(exc):
+                raise
+            # A WAL database on read-only storage: nobody can be writing it, read it as immutable.
+            log.info("%s: read-only storage (%s); opening it immutable", self.path, exc)
+            db = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _fault(self, exc: BaseException) -> StoreError | None:
+        """One clear line for a fault of the database file, or ``None`` for any other error."""
+        text = str(exc).lower()
+        if "is full" in text:
+            return StoreFullError(
+                f"{self.path}: the disk is full (SQLite: {exc}); the batch in flight was rolled back and everything "
+                f"committed before it is kept. Free space on {self.path.parent} and rerun the same command to continue.")
+        if "locked" in text or "busy" in text:
+            return StoreBusyError(
+                f"{self.path} is locked by another writer (waited {self.busy_timeout_s:g} s): another soundalike command "
+                "(ingest, embed, run, a service rescan) is writing to it. Wait for it to finish or stop it, then rerun "
+                "(SOUNDALIKE_BUSY_TIMEOUT_S sets the wait).")
+        writable = os.access(self.path.parent, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+        if "readonly" in text or "read-only" in text or ("unable to open" in text and not writable):
+            return StoreError(f"{self.path} cannot be written: the file or its folder is read-only ({exc}). "
+                              "Give write access, or use a copy with --db.")
+        if "disk i/o error" in text:
+            return StoreError(f"{self.path}: writing failed (SQLite: {exc}; the disk may be full or failing). "
+                              "What was committed before is kept; check the disk and rerun.")
+        return None
 
     # --- plumbing --------------------------------------------------------------------------
     def _check_schema(self) -> None:
@@ -131,15 +205,35 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on error)."""
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on error).
+
+        Raises
+        ------
+        StoreFullError, StoreBusyError, StoreError
+            The disk is full, another writer held the lock past the busy timeout, or the file
+            cannot be written; the transaction is rolled back, earlier commits are kept.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                fault = self._fault(exc)
+                if fault is None:
+                    raise
+                raise fault from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite may already have rolled back (SQLITE_FULL)
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                fault = self._fault(exc) if isinstance(exc, sqlite3.OperationalError) else None
+                if fault is None:
+                    raise
+                raise fault from None
 
     def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
         """Read-only helper for other modules' queries (writes go through methods here)."""
@@ -160,12 +254,18 @@ class Store:
             db.execute("UPDATE runs SET finished=? WHERE run_id=?", (_now(), run_id))
 
     def record_failure(self, run_id: int | None, path: str, kind: str, message: str, *, db: sqlite3.Connection | None = None) -> None:
-        """Record a per-file failure (inside the caller's transaction when `db` is given)."""
+        """Record a per-file failure (inside the caller's transaction when `db` is given).
+
+        A run records one line per (path, kind): ``run`` sees a truncated file in ingest and embed.
+        """
+        sql = ("INSERT INTO failures SELECT ?, ?, ?, ? WHERE NOT EXISTS"
+               " (SELECT 1 FROM failures WHERE run_id IS ? AND path=? AND kind=?)")
+        params = (run_id, path, kind, message, run_id, path, kind)
         if db is None:
             with self.transaction() as tx:
-                tx.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+                tx.execute(sql, params)
         else:
-            db.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (run_id, path, kind, message))
+            db.execute(sql, params)
 
     def failures(self, run_id: int | None = None) -> list[tuple[str, str, str]]:
         """(path, kind, message) of the given run, or of the latest run with failures recorded."""

@@ -30,10 +30,13 @@ def print_summary(summary: RunSummary) -> None:
     """One line per failed file, then done / cached / failed by kind (on stderr)."""
     for f in summary.failures:
         err.print(f"[red]failed[/] {escape(f'[{f.kind}] {f.path}: {f.message}')}", highlight=False)
+    for f in summary.reports:
+        err.print(f"[yellow]{f.kind}[/] {escape(f'{f.path}: {f.message}')}", highlight=False)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.failed.items()))
+    noted = ", ".join(f"{v} {k}" for k, v in sorted(summary.reported.items()))
     err.print(
-        f"{summary.stage}: {summary.done} done, {summary.cached} cached, {summary.n_failed} failed"
-        + (f" ({kinds})" if kinds else ""),
+        f"{summary.stage}: {summary.done} done" + (f" ({noted})" if noted else "")
+        + f", {summary.cached} cached, {summary.n_failed} failed" + (f" ({kinds})" if kinds else ""),
         highlight=False,
     )
 
@@ -195,7 +198,9 @@ def register(app: typer.Typer) -> None:
         for m in models:
             out.print(f"{m.backend}: default calibration {_choice_text(choice[m.model_key])}", markup=False)
         if failures:
-            out.print(f"Last run: {len(failures)} failed file(s)")
+            cut = sum(k == "truncated" for _, k, _ in failures)
+            out.print(f"Last run: {len(failures) - cut} failed file(s)"
+                      + (f", {cut} truncated file(s) embedded from what decodes" if cut else ""))
             for p, k, msg in failures:
                 out.print(f"  [{k}] {p}: {msg}", markup=False)
 

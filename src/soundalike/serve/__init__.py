@@ -63,10 +63,15 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
         app.state.query_slots = asyncio.Semaphore(settings.max_concurrent_queries)
         log.info("serving %s: %d artists, %d tracks, backends %s", settings.db, len(state.artists), len(state.tracks),
                  ", ".join(state.backends) or "none")
+        from .reloader import follow_store
+
+        follower = asyncio.create_task(follow_store(app, settings.reload_interval_s)) if settings.reload_interval_s > 0 else None
         try:
             yield
         finally:
-            state.store.close()
+            if follower is not None:
+                follower.cancel()
+            app.state.library.store.close()
 
     app = FastAPI(
         title="soundalike",

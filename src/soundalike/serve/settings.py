@@ -35,6 +35,16 @@ def _env_int(name: str, default: int) -> int:
         raise ParameterError(f"{name}={raw!r} is not an integer; set it to a whole number.") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ParameterError(f"{name}={raw!r} is not a number; set it to a number of seconds.") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the service serves and who may use it.
@@ -72,6 +82,10 @@ class Settings:
         predicts the clip's genre. ``SOUNDALIKE_CLASSIFIER``.
     precompute : bool
         Build the default similarity model during startup (else on first use).
+    reload_interval_s : float
+        How often the service checks whether another process committed to the store (an
+        ``embed`` beside it) and reloads once the writes are quiet; 0 turns it off.
+        ``SOUNDALIKE_RELOAD_S`` (default 30).
     """
 
     db: Path
@@ -89,6 +103,7 @@ class Settings:
     classifier: Path | None = None
     precompute: bool = True
     max_concurrent_queries: int = 2
+    reload_interval_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
@@ -130,6 +145,7 @@ class Settings:
             api_key=_env("SOUNDALIKE_API_KEY"),
             hybrid_config=Path(hybrid).expanduser() if hybrid else None,
             classifier=Path(clf).expanduser() if clf else None,
+            reload_interval_s=_env_float("SOUNDALIKE_RELOAD_S", 30.0),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._lifecycle import upload_dir_prefix
 from ..audio import WindowPolicy, load_windows
 from ..store import ModelInfo
 from .errors import ApiError, error_json
@@ -131,7 +132,7 @@ def decode_upload(data: bytes, *, max_bytes: int, policy: WindowPolicy, sample_r
     if ext is None:
         raise ApiError(415, "NotAudio", "The upload is not an audio file soundalike recognises (no WAV, FLAC, OGG, "
                                         "MP3, AIFF, M4A, WebM, WMA, CAF or AU signature); send an audio clip.")
-    tmp = tempfile.mkdtemp(prefix="soundalike-query-")
+    tmp = tempfile.mkdtemp(prefix=upload_dir_prefix())  # names this process: removed at the next start if it dies
     try:
         path = os.path.join(tmp, "clip" + ext)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
