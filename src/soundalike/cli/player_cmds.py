@@ -1,0 +1,62 @@
+"""Commands that reach the player and the data scientist: playlist, mpd queue|radio, prune, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import cli_command, err, open_db, out, print_json
+from .library_cmds import DbOpt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @cli_command
+    def prune(
+        db: DbOpt = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; change nothing.")] = False,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Drop tracks whose files are gone, with their vectors, and refresh the saved calibrators."""
+        from ..prune import prune as prune_store
+
+        with open_db(db, readonly=dry_run) as store:
+            report = prune_store(store, dry_run=dry_run)
+        if json_out:
+            print_json(report.as_json())
+            return
+        verb = "would remove" if dry_run else "removed"
+        for t in report.removed:
+            out.print(f"{verb} {t.track_id[:12]}  {t.artist} - {t.title or Path(t.path).stem}  ({t.path})")
+        for tid, old, new in report.moved:
+            out.print(f"{'would move' if dry_run else 'moved'} {tid[:12]}  {old} -> {new}")
+        n = len(report.removed)
+        summary = f"{n} track{'s' if n != 1 else ''} {verb}"
+        if report.forgotten_paths:
+            summary += f", {len(report.forgotten_paths)} stale other path(s) {'to forget' if dry_run else 'forgotten'}"
+        if report.calibrators_refreshed:
+            summary += "; saved calibrators refreshed"
+        err.print(summary + ("; run without --dry-run to apply." if dry_run and (n or report.moved) else "."))
+
+    @app.command()
+    @cli_command
+    def export(
+        format: Annotated[str, typer.Option("--format", help="npz (NumPy, always available) or parquet (needs the parquet extra).")] = "npz",
+        out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: vectors-BACKEND.FORMAT).")] = None,
+        db: DbOpt = None,
+        backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="Model to export (default: the library's default).")] = None,
+        layer: Annotated[Optional[int], typer.Option("--layer", help="Layer of a multi-layer backend.")] = None,
+    ) -> None:
+        """Write track ids, paths, artists and vectors of one model for data scientists."""
+        from ..export import FORMATS, export_vectors
+
+        if format not in FORMATS:
+            raise typer.BadParameter(f"--format {format!r}: choose one of {', '.join(FORMATS)}.")
+        with open_db(db, readonly=True) as store:
+            target = out_path or Path(f"vectors-{backend or 'default'}.{format}")
+            table = export_vectors(store, target, format=format, backend=backend, layer=layer)
+        m = table.meta
+        err.print(f"wrote {len(table)} tracks × {m['dim']} dims of {m['backend']} ({m['weights_kind']} weights, "
+                  f"layer {m['layer']}) to {target}")
