@@ -1,6 +1,6 @@
 """A small real library for the player tests, built once per session from bundled demo clips.
 
-Four demo artists × two clips (the first 12 s of each, to keep analysis fast), plus one
+Six demo artists × three clips (the first 10 s of each, to keep analysis fast), plus one
 duplicate recording (a FLAC copy of a clip, re-tagged as a "Remastered" title on another album)
 and an embedded cover picture in one FLAC. Analysed with the ``descriptors`` backend (DSP, no
 weights), so the tests are about plumbing, not about quality.
@@ -17,8 +17,8 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo"
-ARTISTS = ("Askyel", "Johann Sebastian Bach", "Muldjord", "Obsidian Shell")
-CLIP_S = 12.0
+ARTISTS = ("Askyel", "Johann Sebastian Bach", "Muldjord", "Obsidian Shell", "Doug Kaufman", "Mattias Westlund")
+CLIP_S = 10.0
 #: a tiny valid PNG (1×1) used as embedded cover art
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0"
                     "00000301010018dd8db00000000049454e44ae426082")
@@ -29,7 +29,7 @@ def demo_rows() -> list[dict]:
         rows = list(csv.DictReader(fh))
     out = []
     for artist in ARTISTS:
-        out += [r for r in rows if r["artist"] == artist][:2]
+        out += [r for r in rows if r["artist"] == artist][:3]
     return out
 
 

@@ -39,7 +39,7 @@ def test_browse_stream_similar_path(conn, player_library):
     bach = conn.get_music_directory(artists["Johann Sebastian Bach"])
     assert bach.name == "Johann Sebastian Bach" and [c.is_dir for c in bach.child] == [True]
     album = conn.get_music_directory(bach.child[0].id)
-    assert album.name == "Johann Sebastian Bach Demo" and len(album.child) == 2
+    assert album.name == "Johann Sebastian Bach Demo" and len(album.child) == 3
     song = album.child[0]
     assert not song.is_dir and song.artist == "Johann Sebastian Bach" and song.cover_art == song.id
     # stream: the original bytes

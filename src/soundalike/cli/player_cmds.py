@@ -14,6 +14,41 @@ from .library_cmds import DbOpt
 def register(app: typer.Typer) -> None:
     @app.command()
     @cli_command
+    def playlist(
+        seeds: Annotated[Optional[list[str]], typer.Argument(help="Tracks (path, id prefix, manifest track_id, \"Artist - Title\") or artists.")] = None,
+        n: Annotated[int, typer.Option("-n", min=1, help="Playlist length.")] = 30,
+        path: Annotated[Optional[tuple[str, str]], typer.Option("--path", help="START END: a sonic path from one track to another.")] = None,
+        artist_gap: Annotated[int, typer.Option("--artist-gap", min=0, help="No artist repeats within this many tracks.")] = 3,
+        out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write an .m3u8 playlist file.")] = None,
+        root: Annotated[Optional[Path], typer.Option("--root", help="Make the m3u8 paths relative to this folder.")] = None,
+        db: DbOpt = None,
+        backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """A mix that sounds like the seeds (seeds left out, artists spaced, no recording twice), or a path."""
+        from ..playlist import make_playlist, sonic_path, write_m3u8
+
+        if bool(seeds) == (path is not None):
+            raise typer.BadParameter("give SEED... or --path START END (one of them, not both).")
+        with open_db(db, readonly=True) as store:
+            if path is not None:
+                pl = sonic_path(store, path[0], path[1], n=n, backend=backend)
+            else:
+                pl = make_playlist(store, seeds or [], n=n, artist_gap=artist_gap, backend=backend)
+        if out_file is not None:
+            write_m3u8(pl, out_file, root=root)
+            err.print(f"wrote {len(pl.tracks)} tracks to {out_file}")
+        if json_out:
+            print_json(pl.as_json())
+            return
+        if out_file is None:
+            for i, t in enumerate(pl.tracks, 1):
+                out.print(f"{i:>3}  {t.score:.3f}  {t.artist} - {t.title or Path(t.path).stem}")
+        if pl.rules.get("artist_gap_relaxed"):
+            err.print(f"note: the library ran out of other artists; some artists repeat within {artist_gap} tracks.")
+
+    @app.command()
+    @cli_command
     def prune(
         db: DbOpt = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be removed; change nothing.")] = False,
