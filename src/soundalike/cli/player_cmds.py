@@ -11,7 +11,68 @@ from ._common import cli_command, err, open_db, out, print_json
 from .library_cmds import DbOpt
 
 
+HostOpt = Annotated[Optional[str], typer.Option("--host", help="MPD host or socket (default: $MPD_HOST, else localhost).")]
+PortOpt = Annotated[Optional[int], typer.Option("--port", help="MPD port (default: $MPD_PORT, else 6600).")]
+PasswordOpt = Annotated[Optional[str], typer.Option("--password", help="MPD password (default: from MPD_HOST=password@host).")]
+MusicDirOpt = Annotated[Optional[Path], typer.Option("--music-dir", help="MPD's music_directory as the store sees it "
+                                                    "(default: learnt from the playing song's path).")]
+
+mpd_app = typer.Typer(help="Fill MPD's queue with tracks that sound like the song playing.", no_args_is_help=True)
+
+
+@mpd_app.command("queue")
+@cli_command
+def mpd_queue(
+    n: Annotated[int, typer.Option("-n", min=1, help="How many tracks to append.")] = 20,
+    host: HostOpt = None, port: PortOpt = None, password: PasswordOpt = None, music_dir: MusicDirOpt = None,
+    artist_gap: Annotated[int, typer.Option("--artist-gap", min=0)] = 3,
+    db: DbOpt = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
+) -> None:
+    """Append N tracks that sound like the song MPD is playing."""
+    from ..mpd_client import MpdSettings, connect, queue_similar
+
+    client = connect(MpdSettings.resolve(host, port, password))
+    try:
+        with open_db(db, readonly=True) as store:
+            res = queue_similar(client, store, n=n, music_dir=music_dir, artist_gap=artist_gap, backend=backend)
+    finally:
+        client.disconnect()
+    for name in res.added:
+        out.print(name)
+    msg = f"queued {len(res.added)} tracks like {res.playing}"
+    if res.skipped_outside:
+        msg += f"; {res.skipped_outside} similar tracks lie outside MPD's music directory (check --music-dir)"
+    err.print(msg)
+
+
+@mpd_app.command("radio")
+@cli_command
+def mpd_radio(
+    n: Annotated[int, typer.Option("-n", min=1, help="Tracks appended at each top-up.")] = 10,
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Top up when fewer songs than this follow the playing one.")] = 3,
+    host: HostOpt = None, port: PortOpt = None, password: PasswordOpt = None, music_dir: MusicDirOpt = None,
+    artist_gap: Annotated[int, typer.Option("--artist-gap", min=0)] = 3,
+    db: DbOpt = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
+) -> None:
+    """Keep MPD's queue topped up with similar tracks as songs play, until stopped (Ctrl-C)."""
+    from ..mpd_client import MpdSettings, connect, radio
+
+    settings = MpdSettings.resolve(host, port, password)
+    client = connect(settings)
+    err.print(f"radio on MPD at {settings.where}: topping up below {keep} queued songs; Ctrl-C stops")
+    try:
+        with open_db(db, readonly=True) as store:
+            radio(client, store, n=n, keep=keep, music_dir=music_dir, artist_gap=artist_gap, backend=backend,
+                  on_topup=lambda r: err.print(f"queued {len(r.added)} tracks like {r.playing}"))
+    finally:
+        client.disconnect()
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(mpd_app, name="mpd")
+
     @app.command()
     @cli_command
     def playlist(
