@@ -38,6 +38,7 @@ __all__ = [
     "LocalScaling",
     "CSLS",
     "PercentileScaler",
+    "percentile_of",
     "save_calibrator",
     "load_calibrator",
     "FORMAT_VERSION",
@@ -424,11 +425,22 @@ class PercentileScaler(BaseEstimator):
     def transform(self, values: Any) -> np.ndarray:
         """Mid-rank percentile of each value among the reference scores (ties share it)."""
         _check_fitted(self, "quantiles_")
-        v = np.asarray(values, dtype=np.float64)
-        q = self.quantiles_
-        lo = np.searchsorted(q, v, side="left")
-        hi = np.searchsorted(q, v, side="right")
-        return np.clip((lo + hi) / (2.0 * q.size), 0.0, 1.0)
+        return percentile_of(self.quantiles_, values)
+
+
+def percentile_of(table: np.ndarray, values: Any) -> np.ndarray:
+    """Mid-rank percentile of each value among the sorted reference scores `table`, in [0, 1].
+
+    ``(lo + hi) / (2 n)`` with ``lo``/``hi`` the left/right insertion points: ties share their
+    mid rank. An empty table gives 0.5. The one percentile table of the project.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = table.size
+    if n == 0:
+        return np.full(v.shape, 0.5)
+    lo = np.searchsorted(table, v, side="left")
+    hi = np.searchsorted(table, v, side="right")
+    return np.clip((lo + hi) / (2.0 * n), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_option
-from .compare import load_view
+from .query import load_vectors
 from .errors import ParameterError, SoundalikeError
 from .store import Store
 
@@ -45,7 +45,7 @@ class VectorTable:
 
 def vector_table(store: Store, *, backend: str | None = None, layer: int | None = None) -> VectorTable:
     """Read one model's track vectors (default: the library's default model) with identities."""
-    view = load_view(store, backend=backend, layer=layer)
+    view = load_vectors(store, backend=backend, layer=layer)
     tracks = {t.track_id: t for t in store.tracks()}
     ts = [tracks[t] for t in view.track_ids]
     m = view.model

@@ -447,7 +447,7 @@ def file_tags_of(store: Any) -> dict[int, dict[str, float]]:
 
 def hybrid_scores(
     store: Any, *, signals: list[str], config: HybridConfig | None = None, backend: str | None = None,
-    calibration: str = "center", profile: str = "centroid", layer: int | None = None,
+    calibration: str = "center", profile: str = "centroid", layer: int | None = None, engine: Any = None,
 ) -> HybridResult:
     """Compute the asked signals over every artist of the library and blend them.
 
@@ -457,6 +457,7 @@ def hybrid_scores(
     signals : list of signal names (subset of SIGNALS)
     config : HybridConfig, optional   weights, CSV inputs, per-signal options
     backend, calibration, profile, layer : options of the ``audio`` signal
+    engine : soundalike.query.Engine, optional   whose calibrated spaces the audio signals read
     """
     for s in signals:
         check_option("signal", s, SIGNALS)
@@ -465,7 +466,7 @@ def hybrid_scores(
     ids = np.array(sorted(a.artist_id for a in artists), dtype=int)
     names = {a.artist_id: a.name for a in artists}
     tag_opts = cfg.signals.get("tags", {})
-    base = dict(artist_ids=ids, names=names, store=store, backend=backend, calibration=calibration,
+    base = dict(artist_ids=ids, names=names, store=store, engine=engine, backend=backend, calibration=calibration,
                 profile=profile, layer=layer, csv=cfg.csv, enrichment=load_enrichment(store),
                 file_tags=file_tags_of(store) if tag_opts.get("file_tags", True) else None,
                 file_tags_are_labels=bool(tag_opts.get("file_tags_are_labels", True)))

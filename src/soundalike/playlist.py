@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ParameterError, UnknownArtistError
+from .errors import ParameterError, UnknownArtistError, UnknownTrackError
+from .query import track_label
 from .recordings import DuplicateDetector
 from .store import Store, Track
 
@@ -74,49 +75,45 @@ class Playlist:
 
 # --- the query engine: the one place playlists ask it ----------------------------------------
 class _Engine:
-    """Adapter over the query engine: track references, nearest tracks to seeds, sonic paths."""
+    """Playlists' view of :class:`soundalike.query.Engine`: references, nearest tracks, paths."""
 
     def __init__(self, store: Store, backend: str | None) -> None:
-        from .serve.library_state import LibraryState
-        from .serve.settings import Settings
+        from .query import Engine
 
         self.store = store
-        self.state = LibraryState(Settings(db=store.path, backend=backend), store)
+        self.engine = Engine(store)
         self.backend = backend
 
     def resolve_track(self, text: str) -> str | None:
-        """The track id a reference names, None when it names no track (then it may be an artist)."""
-        p = Path(text).expanduser()
-        if p.is_file():
-            from .library import file_sha256
+        """The track id a reference names; None when it names no track (it may be an artist).
 
-            tid = file_sha256(p)
-            return tid if tid in self.state.track_by_id else None
-        key = text.strip().lower()
-        if len(key) >= 6 and all(c in "0123456789abcdef" for c in key):
-            hits = [t for t in self.state.track_by_id if t.startswith(key)]
-            if len(hits) == 1:
-                return hits[0]
-        ext = [t.track_id for t in self.state.tracks if t.external_id == text]
-        return ext[0] if len(ext) == 1 else None
+        A reference that is an existing file, or an ambiguous one, raises the engine's error.
+        """
+        try:
+            return self.engine.track(text).track_id
+        except UnknownTrackError as exc:
+            if Path(text).expanduser().is_file() or not str(exc).startswith("No track"):
+                raise
+            return None
 
     def nearest(self, seed_track_ids: Sequence[str], k: int) -> list[tuple[str, float]]:
-        from .serve.queries import similar_tracks
+        from .query import Query
 
-        doc = similar_tracks(self.state, list(seed_track_ids), k=k, backend=self.backend)
+        doc = self.engine.run(Query(tracks=tuple(seed_track_ids), k=k, backend=self.backend))
         return [(n["track_id"], float(n["score"])) for n in doc["neighbours"]]
 
     def path(self, start: str, end: str, count: int) -> list[tuple[str, float]]:
-        from .serve.queries import track_path
+        tracks, hits, _, _ = self.engine.path(start, end, count=count, backend=self.backend)
+        return [(t.track_id, h.score) for t, h in zip(tracks, hits)]
 
-        doc = track_path(self.state, start, end, count=count, backend=self.backend)
-        return [(s["track_id"], float(s["score"])) for s in doc["steps"]]
+    def vectors(self):
+        return self.engine.vectors(self.backend)
 
     def n_tracks(self) -> int:
-        return len(self.state.track_index(self.backend).track_ids)
+        return len(self.vectors().track_ids)
 
-    def model_key(self) -> str:
-        return self.state.model_info(self.backend).model_key
+    def backend_name(self) -> str:
+        return self.vectors().model.backend
 
 
 # --- seeds -------------------------------------------------------------------------------------
@@ -133,25 +130,29 @@ def resolve_seeds(store: Store, texts: Sequence[str], *, engine: _Engine | None 
     for text in texts:
         tid = eng.resolve_track(text)
         if tid is not None:
-            t = store.track(tid)
-            seeds.append(PlaylistSeed("track", f"{t.artist} - {t.title or Path(t.path).stem}", (tid,), track_id=tid))
+            t = eng.engine.track_by_id[tid]
+            seeds.append(PlaylistSeed("track", track_label(t), (tid,), track_id=tid))
             continue
         try:
-            a = store.find_artist(text)
+            a = eng.engine.artist(text)
         except UnknownArtistError as exc:
-            hint = f" Did you mean: {', '.join(exc.suggestions)}?" if getattr(exc, "suggestions", None) else ""
+            names = list(getattr(exc, "suggestions", None) or [])
+            hint = f" Did you mean: {', '.join(names)}?" if names else ""
             raise UnknownArtistError(
                 f"Seed {text!r} names no track and no artist in {store.path}.{hint} A seed is a file path, a track id "
                 "(>= 6 hex digits), a manifest track_id, \"Artist - Title\" or an artist name; "
-                "list them with `soundalike tracks`.", suggestions=getattr(exc, "suggestions", [])) from None
-        tids = tuple(t.track_id for t in store.tracks(artist_id=a.artist_id))
+                "list them with `soundalike tracks`.", suggestions=names) from None
+        tids = tuple(t.track_id for t in eng.engine.tracks if t.artist_id == a.artist_id)
         seeds.append(PlaylistSeed("artist", a.name, tids, artist_id=a.artist_id))
     return seeds
 
 
 # --- playlists ---------------------------------------------------------------------------------
 def _detector(store: Store, eng: _Engine, detector: DuplicateDetector | None) -> DuplicateDetector:
-    return detector or DuplicateDetector.from_store(store, eng.model_key())
+    if detector is not None:
+        return detector
+    vec = eng.vectors()
+    return DuplicateDetector.from_vectors(vec.model.backend, vec.track_ids, vec.X, eng.engine.track_by_id)
 
 
 def make_playlist(store: Store, seeds: Sequence[str], *, n: int = DEFAULT_LENGTH, artist_gap: int = DEFAULT_ARTIST_GAP,
@@ -185,10 +186,10 @@ def make_playlist(store: Store, seeds: Sequence[str], *, n: int = DEFAULT_LENGTH
     resolved = resolve_seeds(store, seeds, engine=eng)
     seed_ids = list(dict.fromkeys(t for s in resolved for t in s.track_ids))
     det = _detector(store, eng, detector)
-    tracks = {t.track_id: t for t in store.tracks()}
+    tracks = eng.engine.track_by_id
     banned = set(seed_ids) | set(exclude)
     rules = {"n": n, "artist_gap": artist_gap, "exclude_seeds": True, "no_duplicate_recordings": True,
-             "backend": eng.state.resolve_backend(backend), "artist_gap_relaxed": False}
+             "backend": eng.backend_name(), "artist_gap_relaxed": False}
     total = eng.n_tracks()
     k = min(total, max(4 * n, n + 20) + len(banned))
     while True:
@@ -267,13 +268,12 @@ def sonic_path(store: Store, start: str, end: str, *, n: int = DEFAULT_LENGTH, b
         if tid is None:
             raise ParameterError(f"--path {text!r} names no track; a path goes from one track to another "
                                  "(a file path, a track id of >= 6 hex digits, a manifest track_id or \"Artist - Title\").")
-        t = store.track(tid)
-        resolved.append(PlaylistSeed("track", f"{t.artist} - {t.title or Path(t.path).stem}", (tid,), track_id=tid))
+        resolved.append(PlaylistSeed("track", track_label(eng.engine.track_by_id[tid]), (tid,), track_id=tid))
     a, z = resolved[0].track_id, resolved[1].track_id
     if a == z:
         raise ParameterError("--path START and END are the same track; give two different tracks.")
     det = _detector(store, eng, detector)
-    tracks = {t.track_id: t for t in store.tracks()}
+    tracks = eng.engine.track_by_id
     count, total = n, eng.n_tracks()
     while True:
         steps = eng.path(a, z, count)
@@ -285,7 +285,7 @@ def sonic_path(store: Store, start: str, end: str, *, n: int = DEFAULT_LENGTH, b
         if len(kept) >= n or count >= total:
             break
         count = min(total, count + (n - len(kept)))
-    rules = {"n": n, "path": True, "no_duplicate_recordings": True, "backend": eng.state.resolve_backend(backend)}
+    rules = {"n": n, "path": True, "no_duplicate_recordings": True, "backend": eng.backend_name()}
     return Playlist(resolved, rules, [_entry(tracks[t], s) for t, s in kept[:n - 1] + [kept[-1]]])
 
 

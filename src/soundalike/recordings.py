@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .store import Store
+from .store import Store, Track
 
 __all__ = ["normalise_title", "DuplicateDetector", "THRESHOLDS"]
 
@@ -101,16 +101,22 @@ class DuplicateDetector:
         self.cosine_min, self.title_cosine_min, self.duration_tol_s = cosine_min, title_cosine_min, duration_tol_s
 
     @classmethod
+    def from_vectors(cls, backend: str, track_ids: Sequence[str], X: np.ndarray, tracks: Mapping[str, Track],
+                     **thresholds) -> "DuplicateDetector":
+        """A detector over one model's track vectors, with that backend's measured thresholds."""
+        keep = [i for i, t in enumerate(track_ids) if t in tracks]
+        tids = [track_ids[i] for i in keep]
+        cos, tcos = THRESHOLDS.get(backend, DEFAULT_THRESHOLDS)
+        opts = {"cosine_min": cos, "title_cosine_min": tcos, **thresholds}
+        return cls(tids, np.asarray(X)[keep], [tracks[t].duration_s for t in tids], [tracks[t].title for t in tids],
+                   **opts)
+
+    @classmethod
     def from_store(cls, store: Store, model_key: str, *, layer: int | None = None, **thresholds) -> "DuplicateDetector":
         """A detector over every stored track of one model, with that backend's measured thresholds."""
-        model = store.model(model_key)
         tids, X = store.track_embeddings(model_key, layer=layer)
-        tracks = {t.track_id: t for t in store.tracks()}
-        keep = [i for i, t in enumerate(tids) if t in tracks]
-        tids = [tids[i] for i in keep]
-        cos, tcos = THRESHOLDS.get(model.backend, DEFAULT_THRESHOLDS)
-        opts = {"cosine_min": cos, "title_cosine_min": tcos, **thresholds}
-        return cls(tids, X[keep], [tracks[t].duration_s for t in tids], [tracks[t].title for t in tids], **opts)
+        return cls.from_vectors(store.model(model_key).backend, tids, X, {t.track_id: t for t in store.tracks()},
+                                **thresholds)
 
     def pair(self, a: str, b: str) -> tuple[float, float, bool]:
         """``(standardised cosine, duration difference in s, titles equal)`` of two tracks."""

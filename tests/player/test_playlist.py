@@ -26,7 +26,7 @@ def lib(player_library):
 
 
 def _detector(db):
-    from soundalike.compare import pick_model
+    from soundalike.query import pick_model
     from soundalike.recordings import DuplicateDetector
     from soundalike.store import Store
 

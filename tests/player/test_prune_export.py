@@ -60,7 +60,7 @@ def _cli(*args: str):
 
 
 def test_prune_dry_run_then_prune(analysed, tmp_path):
-    from soundalike.compare import load_view
+    from soundalike.query import load_vectors
     from soundalike.store import Store
 
     db, root = analysed
@@ -99,15 +99,17 @@ def test_prune_dry_run_then_prune(analysed, tmp_path):
         assert after["embeddings"] == before["embeddings"] - 2 * per_track  # their vectors went with them
         left = {t.track_id: t.path for t in s.tracks()}
         assert left[tracks[str(moved_from)].track_id] == str(moved_to)
-        view = load_view(s)  # what every query reads: the deleted files never come back as neighbours
+        view = load_vectors(s)  # what every query reads: the deleted files never come back as neighbours
         assert {tracks[str(p)].track_id for p in gone}.isdisjoint(view.track_ids) and len(view.track_ids) == 4
+        saved = s.calibration_default(view.model.model_key, view.layer)  # refreshed on the vectors left
+        assert doc["calibrators_refreshed"] is True and saved["fingerprint"] == view.fingerprint()
     again = _cli("prune", "--db", str(db))
     assert again.exit_code == 0 and "0 tracks removed" in again.output
 
 
 @pytest.mark.parametrize("fmt", ["npz", pytest.param("parquet", marks=pytest.mark.requires_import("pyarrow"))])
 def test_export_round_trips_vectors(analysed_once, tmp_path, fmt):
-    from soundalike.compare import pick_model
+    from soundalike.query import pick_model
     from soundalike.export import read_export
     from soundalike.store import Store
 

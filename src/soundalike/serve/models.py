@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ErrorBody",
@@ -87,6 +89,9 @@ class ArtistDetail(ArtistOut):
 
 
 class Neighbour(BaseModel):
+    """An artist neighbour of the query engine's document (its further fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
     artist: str
     artist_id: int
     score: float = Field(description="Calibrated score in [0, 1]: the pair's percentile among all artist pairs")
@@ -96,35 +101,35 @@ class Neighbour(BaseModel):
     genre: str | None = None
 
 
-class Query(BaseModel):
-    artist: str | None = None
-    artist_id: int | None = None
-    track_id: str | None = None
-
-
 class SimilarArtists(BaseModel):
-    """The ``similar --json`` shape of CONTRACTS.md (fields added, none renamed)."""
+    """The ``similar --json`` shape of CONTRACTS.md (fields added, none renamed): the query engine's document."""
 
-    query: Query
+    model_config = ConfigDict(extra="allow")
+    query: dict[str, Any] = Field(description='{"artist", "artist_id"}, or {"artist_ids": [...]} for several seeds')
     backend: str
     weights_kind: str
     calibration: str
     layer: int
-    profile: str
+    profile: str | None
     signals_used: list[str]
     neighbours: list[Neighbour]
 
 
 class TrackNeighbour(TrackOut):
-    score: float = Field(description="Percentile of the pair among all track pairs, in [0, 1]")
-    raw_cosine: float = Field(description="Cosine of the centred track vectors")
+    model_config = ConfigDict(extra="allow")
+    score: float = Field(description="Calibrated score in [0, 1] (the pair's percentile among all track pairs, "
+                                     "or its mutual-proximity probability)")
+    raw_cosine: float = Field(description="Cosine of the raw track vectors")
 
 
 class SimilarTracks(BaseModel):
-    query: dict[str, list[str] | str | None]
+    """The ``similar --json`` document of a track query, with catalogue fields on each neighbour."""
+
+    model_config = ConfigDict(extra="allow")
+    query: dict[str, Any]
     backend: str
     weights_kind: str
-    calibration: str = "center"
+    calibration: str
     exclude_artist: bool
     artist_gap: int
     neighbours: list[TrackNeighbour]
@@ -135,6 +140,7 @@ class TrackPath(BaseModel):
     end: str
     backend: str
     weights_kind: str
+    calibration: str
     steps: list[TrackNeighbour]
 
 
@@ -150,6 +156,7 @@ class MapPoint(BaseModel):
 class ArtistMap(BaseModel):
     backend: str
     weights_kind: str
+    calibration: str
     method: str
     genres: list[str]
     points: list[MapPoint]
