@@ -547,6 +547,32 @@ class Store:
             return None
         return {"calibration": row[0], "fingerprint": row[1], "validation": json.loads(row[2]), "decided": row[3]}
 
+    # --- pruning (issue 15) ------------------------------------------------------------------
+    def recorded_paths(self) -> dict[str, list[str]]:
+        """Every path recorded per track id, the main ``tracks.path`` first."""
+        out: dict[str, list[str]] = {t: [p] for t, p in self.execute("SELECT track_id, path FROM tracks")}
+        for t, p in self.execute("SELECT track_id, path FROM track_paths ORDER BY track_id, path"):
+            if t in out and p not in out[t]:
+                out[t].append(p)
+        return out
+
+    def remove_tracks(self, track_ids: Sequence[str], *, stale_paths: Sequence[tuple[str, str]] = (),
+                      moves: Sequence[tuple[str, str]] = ()) -> int:
+        """Delete tracks with their vectors, windows and paths (one transaction); returns how many.
+
+        ``stale_paths`` ``(track_id, path)`` are forgotten other paths of kept tracks; ``moves``
+        ``(track_id, path)`` make a still-existing other path the track's main path.
+        """
+        with self.transaction() as db:
+            for tid, path in moves:
+                db.execute("UPDATE tracks SET path=? WHERE track_id=?", (path, tid))
+            db.executemany("DELETE FROM track_paths WHERE track_id=? AND path=?", list(stale_paths))
+            n = 0
+            for tid in track_ids:
+                # embeddings, windows and track_paths go by ON DELETE CASCADE
+                n += db.execute("DELETE FROM tracks WHERE track_id=?", (tid,)).rowcount
+            return n
+
     # --- summaries -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         q = {

@@ -73,7 +73,7 @@ def child(state: LibraryState, t: Track) -> dict:
         "suffix": suffix.lstrip(".") or None,
         "contentType": _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(t.path)[0] or "application/octet-stream",
         "size": _size(t), "genre": t.genres[0] if t.genres else None,
-        "path": f"{t.artist}/{Path(t.path).name}",
+        "path": f"{t.artist}/{Path(t.path).name}", "coverArt": t.track_id,
     }
     if t.genres:
         d["genres"] = [{"name": g} for g in t.genres]
@@ -92,7 +92,7 @@ def album_id3(state: LibraryState, album_id: str) -> dict:
     d = {
         "id": al.id, "name": al.name, "artist": state.artist_by_id[al.artist_id].name, "artistId": str(al.artist_id),
         "songCount": len(tracks), "duration": int(round(sum(t.duration_s or 0.0 for t in tracks))),
-        "created": _created(state),
+        "created": _created(state), "coverArt": al.id,
     }
     if genres:
         d["genre"] = max(sorted(set(genres)), key=genres.count)
@@ -250,6 +250,9 @@ ENDPOINTS = {
     "getArtistInfo": _artist_info1, "getArtistInfo2": _artist_info2,
     "getSonicSimilarTracks": _sonic_similar, "findSonicPath": _sonic_path,
 }
+from .subsonic_browse import BINARY_ENDPOINTS, BROWSE_ENDPOINTS  # noqa: E402 (uses the entities above)
+
+ENDPOINTS.update(BROWSE_ENDPOINTS)
 #: Endpoints the OpenSubsonic spec requires to answer without authentication.
 PUBLIC = {"getOpenSubsonicExtensions"}
 BINARY = {"stream", "download"}
@@ -279,6 +282,8 @@ async def subsonic(endpoint: str, request: Request) -> Response:
             authenticate(params, state.settings)
         if name in BINARY:
             return _stream(state, params)
+        if name in BINARY_ENDPOINTS:
+            return BINARY_ENDPOINTS[name](state, params)
         handler = ENDPOINTS.get(name)
         if handler is None:
             resp = failed(SubsonicError(0, f"Endpoint {name!r} is not implemented by soundalike."), fmt, callback)

@@ -165,6 +165,8 @@ def _to_xml(parent: ET.Element, name: str, value) -> None:
                 continue
             if isinstance(v, (dict, list)):
                 _to_xml(el, k, v)
+            elif k == "value":  # the element's text in XML (genre), a "value" field in JSON
+                el.text = _xml_value(v)
             else:
                 el.set(k, _xml_value(v))
         return
