@@ -78,6 +78,8 @@ def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
     n = V.shape[0]
     sims = np.empty(n)
     step = _block_rows(n)
+    if n > EXACT_TABLE_MAX_ITEMS:  # large spaces: float32 products (twice as fast; radii agree to ~1e-7)
+        V = V.astype(np.float32)
     for s in range(0, n, step):
         S = np.clip(V[s:s + step] @ V.T, -1.0, 1.0)
         S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
@@ -226,16 +228,29 @@ class CalibratedSpace:
             return np.full(len(positions), np.nan)
         return np.clip(self.R[positions] @ raw_q, -1.0, 1.0)
 
-    def calibrated(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
-                   full_cos: np.ndarray | None) -> np.ndarray:
-        """Score in [0, 1] of the items at `positions` (their cosines `cos`) for one query."""
+    def values(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
+               full_cos: np.ndarray | None) -> np.ndarray:
+        """Calibrated values (monotonic in the score) of the items at `positions` for one query.
+
+        Local scaling for nicdm/csls, the cosine otherwise, the probability for mutual proximity;
+        rounded to 12 decimals (:func:`_tie_guard`).
+        """
         if self.calibration.startswith("mp-"):
             if self.mp is None:
                 return np.full(len(positions), 0.5)
             row = self.mp.transform(full_cos[None, :], index=[self_pos])[0]
-            return np.clip(row[positions], 0.0, 1.0)
+            return _tie_guard(np.clip(row[positions], 0.0, 1.0))
         vals = cos if self.radius is None or r_q is None else _scale(cos, r_q, self.radius[positions], self.calibration)
-        return percentile_of(self.table, _tie_guard(vals))
+        return _tie_guard(vals)
+
+    def to_score(self, vals: np.ndarray) -> np.ndarray:
+        """The CONTRACTS score in [0, 1]: the percentile among all pairs (mutual proximity: itself)."""
+        return vals if self.calibration.startswith("mp-") else percentile_of(self.table, vals)
+
+    def calibrated(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
+                   full_cos: np.ndarray | None) -> np.ndarray:
+        """Score in [0, 1] of the items at `positions` (their cosines `cos`) for one query."""
+        return self.to_score(self.values(cos, positions, r_q, self_pos, full_cos))
 
     def top(self, q: np.ndarray | None, *, k: int, self_pos: int = -1, raw_q: np.ndarray | None = None,
             allowed: np.ndarray | None = None, item_group: np.ndarray | None = None, group_gap: int = 0,
@@ -282,14 +297,20 @@ class CalibratedSpace:
             r_q = _query_radius(cos, -1, self.calibration, local_k(len(self)))
         if self.calibration.startswith("mp-"):
             full_cos = self._cosines(q, self_pos, None)
-        score = self.calibrated(cos, positions, r_q, self_pos, full_cos)
+        vals = self.values(cos, positions, r_q, self_pos, full_cos)
         keep = allowed[positions]
-        positions, score, cos = positions[keep], score[keep], cos[keep]
+        positions, vals, cos = positions[keep], vals[keep], cos[keep]
+        if group_gap <= 0 and len(vals) > k:
+            # the percentile is monotonic in the value: keep everything tied with the k-th best, map only those
+            kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+            top = np.flatnonzero(vals >= kth)
+            positions, vals, cos = positions[top], vals[top], cos[top]
         # best first; ties by cosine, then by row order, so every surface gets the same order
-        order = np.lexsort((positions, -cos, -score))
+        order = np.lexsort((positions, -cos, -vals))
         picked = _pick(order.tolist(), positions, item_group, group_gap, k)
+        score = self.to_score(vals[picked])
         raw = self._raw(positions[picked], raw_q, self_pos)
-        return [Hit(int(positions[o]), float(score[o]), float(r)) for o, r in zip(picked, raw)]
+        return [Hit(int(positions[o]), float(sc), float(r)) for o, sc, r in zip(picked, score, raw)]
 
     def pair_scores(self, a: int, others: Iterable[int]) -> np.ndarray:
         """Scores of item `a` against the items at positions `others`."""
