@@ -266,7 +266,7 @@ class Store:
         close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.5)
         close += [a.name_key for a in artists if key and key in a.name_key and a.name_key not in close][:3]
         names = [keys[k] for k in close]
-        hint = f" Did you mean: {', '.join(names)}?" if names else " Run `soundalike status` to list artists."
+        hint = f" Did you mean: {', '.join(names)}?" if names else " List the artists with `soundalike tracks`."
         raise UnknownArtistError(f"Unknown artist {name!r} in {self.path}.{hint}", suggestions=names)
 
     def tracks(self, *, artist_id: int | None = None) -> list[Track]:

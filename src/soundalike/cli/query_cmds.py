@@ -25,10 +25,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json([s.as_json() for s in statuses])
             return
-        t = Table("backend", "status", "weights", "dim", "rate", "how to make it ready")
+        t = Table("backend", "status", "weights", "dim", "rate")
         for s in statuses:
-            t.add_row(s.name, s.status, s.weights_kind or "–", str(s.embedding_size), str(s.sample_rate), s.install_hint)
+            t.add_row(s.name, s.status, s.weights_kind or "–", str(s.embedding_size), str(s.sample_rate))
         out.print(t)
+        # each fix whole (paths, URLs and commands are never cut by a table column), as plain text
+        for s in statuses:
+            if s.status != "ready" and s.install_hint:
+                out.print(Text(f"{s.name}: {s.install_hint}"))
 
     @app.command()
     @cli_command
