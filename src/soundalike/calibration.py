@@ -312,7 +312,41 @@ class MutualProximity(_MatrixCalibrator):
         return out
 
 
-class LocalScaling(_MatrixCalibrator):
+class _KNNScaling(_MatrixCalibrator):
+    """Shared fit/transform of the k-NN local scalings: a radius per item from the mean similarity
+    to its k nearest library neighbours, then a pair formula of the cosine and the two radii.
+    ``radius_from_mean`` and ``combine`` are the only definitions of these formulas (the query
+    engine's row scoring calls them too)."""
+
+    _arrays = ("radius_",)
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, S: Any, y: Any = None) -> "_KNNScaling":
+        k = check_positive_int("k", self.k)
+        S = _check_square(S)
+        n = S.shape[0]
+        self.radius_ = self.radius_from_mean(self._knn_mean(S, ~np.eye(n, dtype=bool), k))
+        self.n_items_ = n
+        return self
+
+    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
+        _check_fitted(self, "radius_")
+        S, idx = self._rows(S, index)
+        r_q = self.radius_from_mean(self._knn_mean(S, self._mask_self(S, idx), int(self.k)))
+        return self.combine(S, r_q[:, None], self.radius_[None, :])
+
+
+class LocalScaling(_KNNScaling):
     """NICDM / local scaling: distances divided by the geometric mean of the two items' k-NN radii.
 
     ``d'(x, y) = d(x, y) / sqrt(r_x r_y)`` with ``r_x`` the mean distance of x to its k nearest
@@ -323,28 +357,16 @@ class LocalScaling(_MatrixCalibrator):
     radius_ : np.ndarray [shape=(n,)]
     """
 
-    _arrays = ("radius_",)
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        return np.maximum(1.0 - mean_sim, 1e-9)
 
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-    def fit(self, S: Any, y: Any = None) -> "LocalScaling":
-        k = check_positive_int("k", self.k)
-        S = _check_square(S)
-        n = S.shape[0]
-        mask = ~np.eye(n, dtype=bool)
-        self.radius_ = np.maximum(1.0 - self._knn_mean(S, mask, k), 1e-9)
-        self.n_items_ = n
-        return self
-
-    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
-        _check_fitted(self, "radius_")
-        S, idx = self._rows(S, index)
-        r_q = np.maximum(1.0 - self._knn_mean(S, self._mask_self(S, idx), int(self.k)), 1e-9)
-        return -(1.0 - S) / np.sqrt(r_q[:, None] * self.radius_[None, :])
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        return -(1.0 - S) / np.sqrt(r_q * r_j)
 
 
-class CSLS(_MatrixCalibrator):
+class CSLS(_KNNScaling):
     """Cross-domain similarity local scaling: ``2 cos(x, y) - r_x - r_y``.
 
     ``r_x`` is the mean similarity of x to its k nearest library neighbours, so items that are
@@ -355,24 +377,13 @@ class CSLS(_MatrixCalibrator):
     radius_ : np.ndarray [shape=(n,)]
     """
 
-    _arrays = ("radius_",)
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        return mean_sim
 
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-    def fit(self, S: Any, y: Any = None) -> "CSLS":
-        k = check_positive_int("k", self.k)
-        S = _check_square(S)
-        n = S.shape[0]
-        self.radius_ = self._knn_mean(S, ~np.eye(n, dtype=bool), k)
-        self.n_items_ = n
-        return self
-
-    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
-        _check_fitted(self, "radius_")
-        S, idx = self._rows(S, index)
-        r_q = self._knn_mean(S, self._mask_self(S, idx), int(self.k))
-        return 2.0 * S - r_q[:, None] - self.radius_[None, :]
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        return 2.0 * S - r_q - r_j
 
 
 # --------------------------------------------------------------------------------------------

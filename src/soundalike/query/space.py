@@ -69,12 +69,13 @@ def _block_rows(n: int) -> int:
     return max(1, min(n, _BLOCK_BYTES // (8 * max(n, 1))))
 
 
-def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
-    """Per-item k-NN radius of unit rows `V`: nicdm mean distance, csls mean similarity.
+def _scaler(calibration: str):
+    return LocalScaling if calibration == "nicdm" else CSLS
 
-    The definitions of :class:`calibration.LocalScaling` and :class:`calibration.CSLS`,
-    computed in row blocks.
-    """
+
+def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
+    """Per-item k-NN radius of unit rows `V` for nicdm / csls (:class:`calibration.LocalScaling`,
+    :class:`calibration.CSLS` define it), computed in row blocks."""
     n = V.shape[0]
     sims = np.empty(n)
     step = _block_rows(n)
@@ -84,15 +85,14 @@ def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
         S = np.clip(V[s:s + step] @ V.T, -1.0, 1.0)
         S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
         sims[s:s + S.shape[0]] = LocalScaling._knn_mean(S, np.isfinite(S), k)
-    return np.maximum(1.0 - sims, 1e-9) if calibration == "nicdm" else sims
+    return _scaler(calibration).radius_from_mean(sims)
 
 
 def _query_radius(cos: np.ndarray, self_pos: int, calibration: str, k: int) -> float:
     mask = np.ones(cos.shape[0], bool)
     if self_pos >= 0:
         mask[self_pos] = False
-    m = float(LocalScaling._knn_mean(cos[None, :], mask[None, :], k)[0])
-    return max(1.0 - m, 1e-9) if calibration == "nicdm" else m
+    return float(_scaler(calibration).radius_from_mean(LocalScaling._knn_mean(cos[None, :], mask[None, :], k))[0])
 
 
 def _tie_guard(vals: np.ndarray) -> np.ndarray:
@@ -101,11 +101,9 @@ def _tie_guard(vals: np.ndarray) -> np.ndarray:
     return np.round(vals, 12)
 
 
-def _scale(cos: np.ndarray, r_q: float | np.ndarray, r_j: np.ndarray, calibration: str) -> np.ndarray:
+def _scale(cos: np.ndarray, r_q, r_j: np.ndarray, calibration: str) -> np.ndarray:
     """Locally scaled value of cosines `cos` between items with radii `r_q` and `r_j`."""
-    if calibration == "nicdm":
-        return -(1.0 - cos) / np.sqrt(r_q * r_j)
-    return 2.0 * cos - r_q - r_j
+    return _scaler(calibration).combine(cos, r_q, r_j)
 
 
 @dataclass
