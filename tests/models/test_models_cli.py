@@ -165,6 +165,10 @@ def test_pull_mert_into_weights_dir_then_backends_ready_and_loads(served, tiny_m
     # only the loader's files were fetched, at the resolved commit
     fetched = {p.rsplit("/", 1)[-1] for m, p, _ in served.log if m == "GET" and "/api/" not in p}
     assert fetched == {"config.json", sha}
+    # pulling the same revision again checks what is there and fetches nothing
+    served.log.clear()
+    assert _cli("models", "pull", "mert-v1-95m", "--accept-licence", "--no-progress")[0] == 0
+    assert [p for m, p, _ in served.log if "/api/" not in p] == []
 
 
 def test_pull_mert_into_hf_cache(served, weights_env, monkeypatch):

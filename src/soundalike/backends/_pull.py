@@ -177,6 +177,8 @@ def _fetch_url(url: str, dest: Path, prefix: str, transfer: Transfer) -> str:
     timeout = download_timeout()
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file() and _weights.sha256_file(dest).startswith(prefix):
+        return _weights.sha256_file(dest)  # already in place and verified
     for attempt in range(1, _URL_TRIES + 1):
         try:
             total = _fetch_once(url, part, timeout, transfer)
@@ -292,6 +294,21 @@ def _verify_hf_file(path: Path, name: str, expected: tuple[str, str], origin: st
     return digest
 
 
+def _already_pulled(name: str, folder: Path, commit: str, expected: dict[str, tuple[str, str]]) -> PullResult | None:
+    """The folder's earlier pull of this very commit, when its manifest and files still match."""
+    manifest = _weights.read_manifest(folder) if folder.is_dir() else None
+    if not manifest or manifest.get("revision") != commit or set(manifest["files"]) != set(expected):
+        return None
+    try:
+        digests = {n: _weights.check_file_digest(folder / n) for n in expected}
+    except WeightsError:
+        return None
+    if any(kind == "sha256" and digests[n] != want for n, (kind, want) in expected.items()):
+        return None
+    size = sum((folder / n).stat().st_size for n in digests)
+    return PullResult(name, folder, commit, digests, size)
+
+
 def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResult:
     try:
         import httpx2  # noqa: F401  (huggingface_hub's HTTP client)
@@ -315,6 +332,10 @@ def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResul
             raise WeightsError(f"{origin} at {revision}: the hub reports no sha256 for {weights_name}, so it cannot "
                                "be verified; refusing it.")
         commit = str(info.sha)
+        if target_root is not None:
+            done = _already_pulled(src.name, target_root / src.folder, commit, expected)
+            if done is not None:
+                return done
         common = dict(repo_id=src.repo_id, revision=commit if target_root is not None else revision,
                       endpoint=endpoint, tqdm_class=_tqdm_for(transfer))
         staging = target_root / ".partial" / src.folder if target_root is not None else None
