@@ -251,6 +251,7 @@ def test_corrupted_mert_download_is_refused_and_nothing_registered(served, tiny_
     assert _status("mert-v1-95m")["status"] == "missing"
     assert not (weights_env / "weights" / "MERT-v1-95M").exists()
     assert not list((weights_env / "weights").rglob("pytorch_model.bin"))
+    assert not (weights_env / "weights" / ".partial" / "MERT-v1-95M").exists()
 
 
 def test_corrupted_mert_download_into_hf_cache_leaves_no_blob(served, weights_env, monkeypatch):

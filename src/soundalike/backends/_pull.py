@@ -365,7 +365,6 @@ def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResul
         folder.mkdir(parents=True, exist_ok=True)
         for name, path in paths.items():
             os.replace(path, folder / name)
-        shutil.rmtree(staging, ignore_errors=True)
         _drop_stale(folder, set(digests))
         _write_manifest(folder, src, commit, digests, origin)
     size = sum((folder / n).resolve().stat().st_size for n in digests)
@@ -408,7 +407,12 @@ def pull(
     check_licence(src, accept_licence, confirm)
     transfer = transfer or _NoTransfer()
     if src.kind == "hf":
-        return _pull_hf(src, revision or src.revision, transfer)
+        try:
+            return _pull_hf(src, revision or src.revision, transfer)
+        finally:  # the staging folder never outlives a pull (huggingface_hub keeps no partial file either)
+            root = _weights.weights_dir()
+            if root is not None:
+                shutil.rmtree(root / ".partial" / src.folder, ignore_errors=True)
     return _pull_url(src, transfer)
 
 
