@@ -248,13 +248,12 @@ def _hf_error(src: WeightsSource, exc: BaseException, endpoint: str, timeout: fl
     return WeightsError(f"{where}: download failed ({type(exc).__name__}: {exc}).")
 
 
-def _tqdm_for(transfer: Transfer):
-    """A tqdm class that forwards huggingface_hub's byte counts to `transfer`."""
+def _tqdm_for(transfer: Transfer, name: str):
+    """A tqdm class that forwards huggingface_hub's byte counts for file `name` to `transfer`."""
     from tqdm.auto import tqdm
 
     class _Forward(tqdm):  # type: ignore[misc]
         def __init__(self, *args, **kwargs):
-            name = str(kwargs.get("desc") or "download")
             transfer.start(name, kwargs.get("total"), int(kwargs.get("initial") or 0))
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
@@ -337,14 +336,16 @@ def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResul
             if done is not None:
                 return done
         common = dict(repo_id=src.repo_id, revision=commit if target_root is not None else revision,
-                      endpoint=endpoint, tqdm_class=_tqdm_for(transfer))
+                      endpoint=endpoint)
         staging = target_root / ".partial" / src.folder if target_root is not None else None
         paths: dict[str, Path] = {}
         for name in (weights_name, "config.json"):
+            bar = _tqdm_for(transfer, f"{src.folder}/{name}")
             if staging is not None:
-                paths[name] = Path(hf_hub_download(filename=name, local_dir=staging, **common))
+                paths[name] = Path(hf_hub_download(filename=name, local_dir=staging, tqdm_class=bar, **common))
             else:
-                paths[name] = Path(hf_hub_download(filename=name, cache_dir=_weights.hf_hub_cache(), **common))
+                paths[name] = Path(hf_hub_download(filename=name, cache_dir=_weights.hf_hub_cache(), tqdm_class=bar,
+                                                   **common))
     except WeightsError:
         raise
     except Exception as exc:  # network and hub errors -> one line
