@@ -22,6 +22,7 @@ Timeouts: ``$HF_HUB_DOWNLOAD_TIMEOUT`` seconds (default 10) for every request of
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -180,17 +181,18 @@ def _fetch_url(url: str, dest: Path, prefix: str, transfer: Transfer) -> str:
     if dest.is_file() and _weights.sha256_file(dest).startswith(prefix):
         return _weights.sha256_file(dest)  # already in place and verified
     for attempt in range(1, _URL_TRIES + 1):
+        interrupted = False
         try:
             total = _fetch_once(url, part, timeout, transfer)
         except urllib.error.HTTPError as exc:
             raise _url_error(url, exc, timeout) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError, time-outs, resets, short reads
             if not part.exists() or part.stat().st_size == 0:
                 raise _url_error(url, exc, timeout) from None
-            total = None
+            total, interrupted = None, True
             log.warning("download of %s interrupted (%s); resuming", url, exc)
         size = part.stat().st_size if part.exists() else 0
-        if total is not None and size == total:
+        if size == total or (total is None and not interrupted):  # whole, or no length to compare with
             break
         if total is not None and size > total:
             part.unlink()
