@@ -308,13 +308,19 @@ def test_time_out_gives_one_line(served):
     assert time.monotonic() - t0 < 20
 
 
-def test_refusing_the_licence_fetches_nothing(served, weights_env):
+def test_refusing_the_licence_fetches_nothing(served, weights_env, monkeypatch):
     code, _, err = _cli("models", "pull", "mert-v1-95m")  # no terminal, no --accept-licence
     assert code == 1 and "not accepted" in _error_line(err) and "--accept-licence" in _error_line(err)
     assert served.log == []
     assert not (weights_env / "weights").exists() and not (weights_env / "hf_cache").exists()
+    from soundalike.cli import models_cmds
+
+    monkeypatch.setattr(models_cmds, "_stdin_is_terminal", lambda: True)  # as if typed at a terminal
     result = runner.invoke(app, ["models", "pull", "mert-v1-95m"], input="n\n")
-    assert result.exit_code == 1 and served.log == []
+    assert result.exit_code == 1 and "Accept the CC BY-NC 4.0 licence" in result.stderr and served.log == []
+    result = runner.invoke(app, ["models", "pull", "mert-v1-95m", "--no-progress"], input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert _status("mert-v1-95m")["status"] == "ready"
 
 
 # --- import ------------------------------------------------------------------------------------------
