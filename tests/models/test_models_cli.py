@@ -165,6 +165,10 @@ def test_pull_mert_into_weights_dir_then_backends_ready_and_loads(served, tiny_m
     # only the loader's files were fetched, at the resolved commit
     fetched = {p.rsplit("/", 1)[-1] for m, p, _ in served.log if m == "GET" and "/api/" not in p}
     assert fetched == {"config.json", sha}
+    # pulling the same revision again checks what is there and fetches nothing
+    served.log.clear()
+    assert _cli("models", "pull", "mert-v1-95m", "--accept-licence", "--no-progress")[0] == 0
+    assert [p for m, p, _ in served.log if "/api/" not in p] == []
 
 
 def test_pull_mert_into_hf_cache(served, weights_env, monkeypatch):
@@ -247,6 +251,7 @@ def test_corrupted_mert_download_is_refused_and_nothing_registered(served, tiny_
     assert _status("mert-v1-95m")["status"] == "missing"
     assert not (weights_env / "weights" / "MERT-v1-95M").exists()
     assert not list((weights_env / "weights").rglob("pytorch_model.bin"))
+    assert not (weights_env / "weights" / ".partial" / "MERT-v1-95M").exists()
 
 
 def test_corrupted_mert_download_into_hf_cache_leaves_no_blob(served, weights_env, monkeypatch):
@@ -303,13 +308,19 @@ def test_time_out_gives_one_line(served):
     assert time.monotonic() - t0 < 20
 
 
-def test_refusing_the_licence_fetches_nothing(served, weights_env):
+def test_refusing_the_licence_fetches_nothing(served, weights_env, monkeypatch):
     code, _, err = _cli("models", "pull", "mert-v1-95m")  # no terminal, no --accept-licence
     assert code == 1 and "not accepted" in _error_line(err) and "--accept-licence" in _error_line(err)
     assert served.log == []
     assert not (weights_env / "weights").exists() and not (weights_env / "hf_cache").exists()
+    from soundalike.cli import models_cmds
+
+    monkeypatch.setattr(models_cmds, "_stdin_is_terminal", lambda: True)  # as if typed at a terminal
     result = runner.invoke(app, ["models", "pull", "mert-v1-95m"], input="n\n")
-    assert result.exit_code == 1 and served.log == []
+    assert result.exit_code == 1 and "Accept the CC BY-NC 4.0 licence" in result.stderr and served.log == []
+    result = runner.invoke(app, ["models", "pull", "mert-v1-95m", "--no-progress"], input="y\n")
+    assert result.exit_code == 0, result.stderr
+    assert _status("mert-v1-95m")["status"] == "ready"
 
 
 # --- import ------------------------------------------------------------------------------------------

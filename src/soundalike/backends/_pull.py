@@ -22,6 +22,7 @@ Timeouts: ``$HF_HUB_DOWNLOAD_TIMEOUT`` seconds (default 10) for every request of
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -177,18 +178,21 @@ def _fetch_url(url: str, dest: Path, prefix: str, transfer: Transfer) -> str:
     timeout = download_timeout()
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file() and _weights.sha256_file(dest).startswith(prefix):
+        return _weights.sha256_file(dest)  # already in place and verified
     for attempt in range(1, _URL_TRIES + 1):
+        interrupted = False
         try:
             total = _fetch_once(url, part, timeout, transfer)
         except urllib.error.HTTPError as exc:
             raise _url_error(url, exc, timeout) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError, time-outs, resets, short reads
             if not part.exists() or part.stat().st_size == 0:
                 raise _url_error(url, exc, timeout) from None
-            total = None
+            total, interrupted = None, True
             log.warning("download of %s interrupted (%s); resuming", url, exc)
         size = part.stat().st_size if part.exists() else 0
-        if total is not None and size == total:
+        if size == total or (total is None and not interrupted):  # whole, or no length to compare with
             break
         if total is not None and size > total:
             part.unlink()
@@ -246,13 +250,12 @@ def _hf_error(src: WeightsSource, exc: BaseException, endpoint: str, timeout: fl
     return WeightsError(f"{where}: download failed ({type(exc).__name__}: {exc}).")
 
 
-def _tqdm_for(transfer: Transfer):
-    """A tqdm class that forwards huggingface_hub's byte counts to `transfer`."""
+def _tqdm_for(transfer: Transfer, name: str):
+    """A tqdm class that forwards huggingface_hub's byte counts for file `name` to `transfer`."""
     from tqdm.auto import tqdm
 
     class _Forward(tqdm):  # type: ignore[misc]
         def __init__(self, *args, **kwargs):
-            name = str(kwargs.get("desc") or "download")
             transfer.start(name, kwargs.get("total"), int(kwargs.get("initial") or 0))
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
@@ -292,6 +295,21 @@ def _verify_hf_file(path: Path, name: str, expected: tuple[str, str], origin: st
     return digest
 
 
+def _already_pulled(name: str, folder: Path, commit: str, expected: dict[str, tuple[str, str]]) -> PullResult | None:
+    """The folder's earlier pull of this very commit, when its manifest and files still match."""
+    manifest = _weights.read_manifest(folder) if folder.is_dir() else None
+    if not manifest or manifest.get("revision") != commit or set(manifest["files"]) != set(expected):
+        return None
+    try:
+        digests = {n: _weights.check_file_digest(folder / n) for n in expected}
+    except WeightsError:
+        return None
+    if any(kind == "sha256" and digests[n] != want for n, (kind, want) in expected.items()):
+        return None
+    size = sum((folder / n).stat().st_size for n in digests)
+    return PullResult(name, folder, commit, digests, size)
+
+
 def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResult:
     try:
         import httpx2  # noqa: F401  (huggingface_hub's HTTP client)
@@ -315,15 +333,21 @@ def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResul
             raise WeightsError(f"{origin} at {revision}: the hub reports no sha256 for {weights_name}, so it cannot "
                                "be verified; refusing it.")
         commit = str(info.sha)
+        if target_root is not None:
+            done = _already_pulled(src.name, target_root / src.folder, commit, expected)
+            if done is not None:
+                return done
         common = dict(repo_id=src.repo_id, revision=commit if target_root is not None else revision,
-                      endpoint=endpoint, tqdm_class=_tqdm_for(transfer))
+                      endpoint=endpoint)
         staging = target_root / ".partial" / src.folder if target_root is not None else None
         paths: dict[str, Path] = {}
         for name in (weights_name, "config.json"):
+            bar = _tqdm_for(transfer, f"{src.folder}/{name}")
             if staging is not None:
-                paths[name] = Path(hf_hub_download(filename=name, local_dir=staging, **common))
+                paths[name] = Path(hf_hub_download(filename=name, local_dir=staging, tqdm_class=bar, **common))
             else:
-                paths[name] = Path(hf_hub_download(filename=name, cache_dir=_weights.hf_hub_cache(), **common))
+                paths[name] = Path(hf_hub_download(filename=name, cache_dir=_weights.hf_hub_cache(), tqdm_class=bar,
+                                                   **common))
     except WeightsError:
         raise
     except Exception as exc:  # network and hub errors -> one line
@@ -344,7 +368,6 @@ def _pull_hf(src: WeightsSource, revision: str, transfer: Transfer) -> PullResul
         folder.mkdir(parents=True, exist_ok=True)
         for name, path in paths.items():
             os.replace(path, folder / name)
-        shutil.rmtree(staging, ignore_errors=True)
         _drop_stale(folder, set(digests))
         _write_manifest(folder, src, commit, digests, origin)
     size = sum((folder / n).resolve().stat().st_size for n in digests)
@@ -387,7 +410,12 @@ def pull(
     check_licence(src, accept_licence, confirm)
     transfer = transfer or _NoTransfer()
     if src.kind == "hf":
-        return _pull_hf(src, revision or src.revision, transfer)
+        try:
+            return _pull_hf(src, revision or src.revision, transfer)
+        finally:  # the staging folder never outlives a pull (huggingface_hub keeps no partial file either)
+            root = _weights.weights_dir()
+            if root is not None:
+                shutil.rmtree(root / ".partial" / src.folder, ignore_errors=True)
     return _pull_url(src, transfer)
 
 

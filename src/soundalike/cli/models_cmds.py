@@ -36,9 +36,13 @@ class _RichTransfer:
             self.progress.advance(self.task, n)
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _confirm(src: _sources.WeightsSource) -> bool:
     """Ask for a yes on a terminal; scripts (no terminal) must pass --accept-licence."""
-    if not sys.stdin.isatty():
+    if not _stdin_is_terminal():
         return False
     return typer.confirm(f"Accept the {src.licence} licence of {src.name} (non-commercial use only)?", default=False,
                          err=True)
