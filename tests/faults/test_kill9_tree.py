@@ -16,7 +16,7 @@ from tests.faults._support import cli, count, integrity, rows, tagged, tree_env,
 
 pytestmark = pytest.mark.slow
 
-N_TRACKS = 32
+N_TRACKS = 24
 
 # (name, condition on the store that means the run reached that point)
 POINTS = [
