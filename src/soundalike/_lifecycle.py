@@ -19,6 +19,10 @@ worker holds its "alive" pipe) and the resource tracker (every worker holds its 
 * the **resource tracker** needs nothing: it exits (and unlinks leaked semaphores) when the last
   holder of its pipe, i.e. the last worker, is gone.
 
+A local Ray cluster (``embed --ray`` without an address) is Ray's own tree: its GCS and raylet
+die with the driver, but its dashboard and runtime-env agents do not; :class:`DescendantReaper`
+records the tree once it is up and a small watchdog process kills what is left if the driver dies.
+
 Temporaries
 -----------
 Files written through a temporary name carry the writer's pid (``*.tmp<pid>``, upload folders
@@ -45,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["process_pool", "set_parent_death_signal", "exit_when_gone", "pid_alive", "remove_stale_temporaries",
-           "upload_dir_prefix"]
+           "upload_dir_prefix", "DescendantReaper"]
 
 log = logging.getLogger(__name__)
 
@@ -217,3 +221,92 @@ def remove_stale_temporaries(db_path: str | os.PathLike | None = None) -> list[P
         log.info("removed %d temporary file(s) left by stopped processes: %s", len(removed),
                  ", ".join(str(r) for r in removed[:5]))
     return removed
+
+
+# --- processes we start but do not parent directly (a local Ray cluster) -------------------
+_REAPER = r"""
+import os, signal, sys
+pids = {}
+for line in sys.stdin:
+    line = line.strip()
+    if line == "done":
+        sys.exit(0)
+    pid, start = line.split()
+    pids[int(pid)] = start
+for pid, start in pids.items():  # our parent is gone: stop what it left, if it is still the same process
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[19] != start:
+                continue
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, IndexError):
+        pass
+"""
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+class DescendantReaper:
+    """A watchdog process that kills this process's current descendants if this process dies.
+
+    For process trees we start but whose members are not all our children and set no
+    parent-death signal of their own (a local Ray cluster: its agents outlive a killed driver).
+    :meth:`watch` records the descendants alive now (pid and start time, so a reused pid is never
+    hit); the watchdog holds the read end of a pipe only this process writes, and when that pipe
+    closes without ``done`` (this process died) it kills the recorded processes. :meth:`close`
+    (normal exit) tells it ``done``.
+    """
+
+    def __init__(self) -> None:
+        import subprocess
+
+        self._proc = None
+        if not sys.platform.startswith("linux"):
+            return
+        self._proc = subprocess.Popen([sys.executable, "-c", _REAPER], stdin=subprocess.PIPE, text=True,
+                                      start_new_session=True, stdout=subprocess.DEVNULL)
+
+    def watch(self) -> int:
+        """Record every current descendant (except the watchdog); returns how many."""
+        if self._proc is None or self._proc.stdin is None:
+            return 0
+        n = 0
+        for pid in _descendants(os.getpid()):
+            if pid == self._proc.pid:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    start = fh.read().rsplit(")", 1)[1].split()[19]
+            except (OSError, IndexError):
+                continue
+            self._proc.stdin.write(f"{pid} {start}\n")
+            n += 1
+        self._proc.stdin.flush()
+        return n
+
+    def close(self) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            self._proc.stdin.write("done\n")
+            self._proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        self._proc.wait()
+        self._proc = None

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ._lifecycle import DescendantReaper
 from .audio import WindowPolicy, Windows
 from .errors import BackendUnavailable, ParameterError, SoundalikeError
 from .pipeline import FileOutcome, Progress, RunSummary, _decode, _embed_windows, model_key, register
@@ -172,9 +173,12 @@ class RayEmbedder:
                 ray.init(num_cpus=max(1, int(np.ceil(workers * cpus_per_worker))), include_dashboard=False,
                          log_to_driver=False)
             self._started = True
+        self._reaper = DescendantReaper() if self._started else None  # a killed driver leaves no Ray process
         actor_cls = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_EmbedWorker)
         self.actors = [actor_cls.remote(backend, self.options, self.policy, batch_size) for _ in range(workers)]
         keys = ray.get([a.model_key.remote() for a in self.actors])
+        if self._reaper is not None:
+            self._reaper.watch()
         if any(k != self.model_key for k in keys):
             raise ParameterError(
                 f"Ray workers built {backend!r} with model key(s) {sorted(set(keys))}, but the driver has "
@@ -192,6 +196,9 @@ class RayEmbedder:
         self.actors = []
         if self._started and ray.is_initialized():
             ray.shutdown()
+        if getattr(self, "_reaper", None) is not None:
+            self._reaper.close()
+            self._reaper = None
 
     def __enter__(self) -> "RayEmbedder":
         return self
@@ -279,6 +286,8 @@ class RayEmbedder:
                         summary.add_failure(out)
                         store.record_failure(run_id, path, kind, message, db=db)
             n_done += len(batch)
+            if getattr(self, "_reaper", None) is not None:
+                self._reaper.watch()  # Ray starts agents and workers lazily: keep the record current
             if progress:
                 progress("embed", n_done, len(need))
             if not any(s.alive for s in slots) and (pending or owner):

@@ -16,7 +16,7 @@ from tests.faults._support import cli, count, integrity, rows, tagged, tree_env,
 
 pytestmark = pytest.mark.slow
 
-N_TRACKS = 32
+N_TRACKS = 24
 
 # (name, condition on the store that means the run reached that point)
 POINTS = [
@@ -73,3 +73,41 @@ def test_kill9_run_leaves_nothing_behind_and_reruns_equal(tmp_path, write_audio)
     for k, v in a.items():
         np.testing.assert_allclose(np.frombuffer(v, "<f4"), np.frombuffer(b[k], "<f4"), rtol=1e-5, atol=1e-6)
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_kill9_serve_leaves_nothing_behind(tmp_path, write_audio):
+    import socket
+
+    import httpx
+
+    from soundalike.backends import load_backend
+    from soundalike.pipeline import embed, ingest
+    from soundalike.store import Store
+
+    for i in range(4):
+        write_audio(f"lib/Artist {i % 2}/t{i}.wav", noise(2, seed=i))
+    db = tmp_path / "lib.db"
+    with Store(db) as s:
+        ingest(s, tmp_path / "lib")
+        embed(s, [load_backend("descriptors")])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env, tag = tree_env()
+    proc = subprocess.Popen(cli("serve", "--db", str(db), "--port", str(port)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("soundalike serve did not come up within 120 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    survivors, waited = wait_gone(tag, timeout_s=5.0)
+    assert not survivors, f"still alive after {waited:.1f} s: {survivors}"
