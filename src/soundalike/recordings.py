@@ -33,15 +33,20 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 DEFAULT_THRESHOLDS = (0.97, 0.90)
 
-_BRACKETS = re.compile(r"[\(\[\{][^\)\]\}]*[\)\]\}]")
+#: bracketed notes that name a release of the same recording (removed); others (live, remix, demo,
+#: acoustic, edit, ...) name another recording and stay part of the title
+_NEUTRAL_NOTE = re.compile(r"[\(\[\{]\s*(\d{4}\s+)?(digital(ly)?\s+)?(re-?master(ed)?|remaster\s+\d{4}|album version|"
+                           r"single version|lp version|mono|stereo|explicit|clean|bonus track|deluxe( edition)?|"
+                           r"\d{4}|original mix)(\s+(version|\d{4}))?\s*[\)\]\}]")
 _VERSION_SUFFIX = re.compile(r"\s+-\s+(\d{4}\s+)?(digital\s+)?(re-?master(ed)?|single|album|radio|mono|stereo)\b.*$")
 _TRACK_NO = re.compile(r"^\d{1,3}(\s*[-.]\s*|\s+)")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
 def normalise_title(title: str | None) -> str:
-    """A title reduced to what names the recording: no bracketed notes, version suffixes,
-    leading track numbers, case, accents or punctuation.
+    """A title reduced to what names the recording: no release notes ("(Remastered 2011)",
+    "- Single Version"), leading track numbers, case, accents or punctuation. Notes that name
+    another recording ("(Live)", "[Remix]") are kept.
 
     Examples
     --------
@@ -54,7 +59,7 @@ def normalise_title(title: str | None) -> str:
         return ""
     t = unicodedata.normalize("NFKD", title)
     t = "".join(c for c in t if not unicodedata.combining(c)).casefold()
-    t = _BRACKETS.sub(" ", t)
+    t = _NEUTRAL_NOTE.sub(" ", t)
     t = _VERSION_SUFFIX.sub("", t.strip())
     t = _TRACK_NO.sub("", t.strip())
     return " ".join(_NON_WORD.sub(" ", t).split())
