@@ -73,13 +73,13 @@ def test_reasons_name_the_measured_tempo_key_and_loudness(constructed_store):
     assert q.tempo_bpm == pytest.approx(120, abs=1.5) and n.tempo_bpm == pytest.approx(126, abs=1.5)
     assert n.loudness_lufs - q.loudness_lufs == pytest.approx(-6.0, abs=0.5)  # half the amplitude
     reasons = {r["kind"]: r for r in table.reasons(q, n)}
-    assert reasons["tempo"]["text"] == "120 vs 126 BPM (faster by 6 BPM)"
+    assert reasons["tempo"]["text"] == "126 vs 120 BPM (faster by 6 BPM)"
     assert reasons["key"]["text"] == "C major vs A minor (relative keys)"
     assert reasons["loudness"]["text"].startswith("quieter by 6 LU (")
     assert reasons["loudness"]["text"].endswith(" LUFS)")
     assert (reasons["key"]["query"], reasons["key"]["neighbour"]) == ("A minor", "C major")
     back = {r["kind"]: r["text"] for r in table.reasons(n, q)}
-    assert back["tempo"] == "126 vs 120 BPM (slower by 6 BPM)" and back["loudness"].startswith("louder by 6 LU")
+    assert back["tempo"] == "120 vs 126 BPM (slower by 6 BPM)" and back["loudness"].startswith("louder by 6 LU")
     # Every estimate reason says it is an estimate.
     assert all("estimated" in r["text"] for r in table.reasons(q, n) if r["kind"] == "estimate")
 
@@ -121,11 +121,11 @@ def test_compare_rules_on_hand_made_traits():
     r = compare_traits(q, n)
     assert [x["kind"] for x in r] == ["tag", "tag", "tempo", "key", "loudness", "estimate", "estimate", "estimate"]
     assert reason_line(r) == (
-        "both: electronic, dance (musicnn tags) · more House (musicnn tags) · 126 vs 128 BPM · both A minor · "
+        "both: electronic, dance (musicnn tags) · more House (musicnn tags) · 128 vs 126 BPM · both A minor · "
         "louder by 4 LU (-8 vs -12 LUFS) · less danceable (estimated danceability 0.30 vs 0.70) · "
         "both high energy (estimated 0.75 vs 0.80) · both low acousticness (estimated 0.15 vs 0.10)")
     half = compare_traits(Traits(tempo_bpm=140.0), Traits(tempo_bpm=70.0))
-    assert half[0]["text"] == "140 vs 70 BPM (half time)"
+    assert half[0]["text"] == "70 vs 140 BPM (half time)"
     keys = compare_traits(Traits(tonic=0, mode=1), Traits(tonic=7, mode=1))
     assert keys[0]["text"] == "G major vs C major (neighbouring keys)"
     assert compare_traits(Traits(), Traits(tempo_bpm=120.0)) == []  # nothing measured on both sides

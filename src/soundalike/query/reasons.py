@@ -7,10 +7,10 @@ one track's (or one artist's) values; :func:`compare_traits` turns a (query, nei
 into the ``reasons`` list of ``CONTRACTS.md``::
 
     [{"kind": "tag", "text": "both: electronic, dance (musicnn tags)", "query": [...], "neighbour": [...]},
-     {"kind": "tempo", "text": "126 vs 128 BPM", "query": 126.0, "neighbour": 128.0}, ...]
+     {"kind": "tempo", "text": "128 vs 126 BPM", "query": 126.0, "neighbour": 128.0}, ...]
 
-Texts speak of the neighbour relative to the query ("louder by 4 LU"), carry units, and mark
-the 0–1 scores as estimates (they are heuristic formulas, see ``docs/descriptors.md``).
+Texts speak of the neighbour relative to the query ("louder by 4 LU"); every "X vs Y" reads
+*neighbour vs query*. They carry units and mark the 0–1 scores as estimates (they are heuristic formulas, see ``docs/descriptors.md``).
 Artist-level traits aggregate an artist's tracks (:func:`aggregate_traits`).
 
 Examples
@@ -18,7 +18,7 @@ Examples
 >>> q = Traits(tempo_bpm=126.0, tonic=9, mode=0, loudness_lufs=-12.0, tags={"electronic": .6, "dance": .4})
 >>> n = Traits(tempo_bpm=128.0, tonic=9, mode=0, loudness_lufs=-8.0, tags={"electronic": .5, "dance": .3})
 >>> reason_line(compare_traits(q, n))
-'both: electronic, dance (musicnn tags) · 126 vs 128 BPM · both A minor · louder by 4 LU (-8 vs -12 LUFS)'
+'both: electronic, dance (musicnn tags) · 128 vs 126 BPM · both A minor · louder by 4 LU (-8 vs -12 LUFS)'
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ TEMPO_CLOSE = 0.04
 LOUDNESS_SAME_LU = 1.5
 #: estimate differences at or above this are named as differences
 ESTIMATE_DIFFERENT = 0.25
+#: at most this many estimate reasons per neighbour (differences first, then shared extremes)
+MAX_ESTIMATE_REASONS = 3
 #: an estimate at or above / at or below these on both sides is a shared trait
 ESTIMATE_HIGH, ESTIMATE_LOW = 0.65, 0.2
 _ADJECTIVE = {  # (more, less) of each estimate, said of the neighbour
@@ -220,7 +222,7 @@ def _tempo_reason(q: Traits, n: Traits) -> dict | None:
     a, b = q.tempo_bpm, n.tempo_bpm
     if a is None or b is None:
         return None
-    text = f"{_fmt_bpm(a)} vs {_fmt_bpm(b)} BPM"
+    text = f"{_fmt_bpm(b)} vs {_fmt_bpm(a)} BPM"
     ratio = b / a
     if abs(ratio - 1) <= TEMPO_CLOSE:
         pass
@@ -275,12 +277,19 @@ def _estimate_reasons(q: Traits, n: Traits) -> list[dict]:
             word = _ADJECTIVE[k][0 if d > 0 else 1]
             out.append(_reason("estimate", f"{word} (estimated {k} {n.estimates[k]:.2f} vs {q.estimates[k]:.2f})",
                                round(q.estimates[k], 3), round(n.estimates[k], 3)))
-    for k in names:  # shared extremes, e.g. both highly danceable
+    shared = []  # shared extremes, e.g. both highly danceable; the most extreme first
+    for k in names:
         a, b = q.estimates[k], n.estimates[k]
-        if abs(b - a) < ESTIMATE_DIFFERENT and min(a, b) >= ESTIMATE_HIGH:
-            out.append(_reason("estimate", f"both high {k} (estimated {b:.2f} vs {a:.2f})", round(a, 3), round(b, 3)))
-        elif abs(b - a) < ESTIMATE_DIFFERENT and max(a, b) <= ESTIMATE_LOW:
-            out.append(_reason("estimate", f"both low {k} (estimated {b:.2f} vs {a:.2f})", round(a, 3), round(b, 3)))
+        if abs(b - a) >= ESTIMATE_DIFFERENT:
+            continue
+        if min(a, b) >= ESTIMATE_HIGH:
+            shared.append((min(a, b) - ESTIMATE_HIGH, _reason("estimate", f"both high {k} (estimated {b:.2f} vs {a:.2f})",
+                                                              round(a, 3), round(b, 3))))
+        elif max(a, b) <= ESTIMATE_LOW:
+            shared.append((ESTIMATE_LOW - max(a, b), _reason("estimate", f"both low {k} (estimated {b:.2f} vs {a:.2f})",
+                                                             round(a, 3), round(b, 3))))
+    shared.sort(key=lambda x: -x[0])
+    out.extend(r for _, r in shared[: max(0, MAX_ESTIMATE_REASONS - len(out))])
     return out
 
 

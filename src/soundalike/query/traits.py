@@ -16,7 +16,7 @@ import numpy as np
 from ..store import ModelInfo, Store
 from .reasons import Traits, aggregate_traits, compare_traits, traits_from_descriptors
 
-__all__ = ["TraitTable", "fill_taggrams", "taggram_model", "TAGGRAM_BACKEND"]
+__all__ = ["TraitTable", "add_reasons", "fill_taggrams", "taggram_model", "TAGGRAM_BACKEND"]
 
 TAGGRAM_BACKEND = "musicnn-msd"
 
@@ -74,41 +74,51 @@ class TraitTable:
     """
 
     def __init__(self, store: Store) -> None:
-        self._by_track: dict[str, Traits] = {}
         self._tracks_of: dict[int, list[str]] = {}
-        for t in store.tracks():
-            self._tracks_of.setdefault(t.artist_id, []).append(t.track_id)
-        values: dict[str, dict[str, float]] = {}
+        for tid, aid in store.execute("SELECT track_id, artist_id FROM tracks"):
+            self._tracks_of.setdefault(int(aid), []).append(tid)
+        # Matrices stay as loaded; a track's Traits are built when first asked for.
+        self._desc_names = _feature_names()
+        self._tag_names = _tag_names()
+        self._desc_row: dict[str, int] = {}
+        self._desc = np.zeros((0, len(self._desc_names)), np.float32)
         dm = _descriptors_model(store)
         self.has_descriptors = dm is not None
         if dm is not None:
-            names = _feature_names()
-            tids, X = store.track_embeddings(dm.model_key, layer=0)
-            for tid, row in zip(tids, X):
-                values[tid] = dict(zip(names, row.tolist()))
-        tags: dict[str, dict[str, float]] = {}
+            tids, self._desc = store.track_embeddings(dm.model_key, layer=0)
+            self._desc_row = {t: i for i, t in enumerate(tids)}
+        self._tag_row: dict[str, int] = {}
+        self._tags = np.zeros((0, len(self._tag_names)), np.float32)
         tm = taggram_model(store)
         self.has_tags = tm is not None
         self.taggram_weights_kind = tm.weights_kind if tm is not None else None
         if tm is not None:
-            names = _tag_names()
             tids, X = store.track_embeddings(tm.model_key, layer=0)
-            for tid, row in zip(tids, np.clip(X, 0.0, 1.0)):
-                tags[tid] = dict(zip(names, row.tolist()))
-        for tid in set(values) | set(tags):
-            self._by_track[tid] = traits_from_descriptors(values.get(tid, {}), tags.get(tid))
+            self._tags = np.clip(X, 0.0, 1.0)
+            self._tag_row = {t: i for i, t in enumerate(tids)}
+        self._track_cache: dict[str, Traits] = {}
         self._artist_cache: dict[int, Traits] = {}
 
+    def _has(self, track_id: str) -> bool:
+        return track_id in self._desc_row or track_id in self._tag_row
+
     def __bool__(self) -> bool:
-        return bool(self._by_track)
+        return bool(self._desc_row or self._tag_row)
 
     def track(self, track_id: str) -> Traits:
         """Traits of one track (empty when nothing is stored for it)."""
-        return self._by_track.get(track_id, Traits())
+        t = self._track_cache.get(track_id)
+        if t is None:
+            d = self._desc_row.get(track_id)
+            g = self._tag_row.get(track_id)
+            values = dict(zip(self._desc_names, self._desc[d].tolist())) if d is not None else {}
+            tags = dict(zip(self._tag_names, self._tags[g].tolist())) if g is not None else None
+            t = self._track_cache[track_id] = traits_from_descriptors(values, tags)
+        return t
 
     def tracks(self, track_ids: Iterable[str]) -> Traits:
         """Several tracks aggregated (a multi-seed query)."""
-        return aggregate_traits([self._by_track[t] for t in track_ids if t in self._by_track])
+        return aggregate_traits([self.track(t) for t in track_ids if self._has(t)])
 
     def artist(self, artist_id: int) -> Traits:
         """An artist's traits aggregated over its tracks (cached)."""
@@ -154,3 +164,12 @@ def fill_taggrams(store: Store, *, jobs: int = 1, device: str = "cpu", progress=
             break
     model = load_backend(TAGGRAM_BACKEND, output="taggram", device=device)
     return embed(store, [model], policy=policy, jobs=jobs, progress=progress)
+
+
+def add_reasons(table: TraitTable, query: Traits, neighbours: list[dict]) -> list[dict]:
+    """Set ``reasons`` on each neighbour document (by its ``track_id`` when it has one, else its
+    ``artist_id``), comparing it with `query`'s traits; returns `neighbours` (changed in place)."""
+    for nb in neighbours:
+        other = table.track(nb["track_id"]) if nb.get("track_id") else table.artist(int(nb["artist_id"]))
+        nb["reasons"] = compare_traits(query, other)
+    return neighbours

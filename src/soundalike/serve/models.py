@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 __all__ = [
@@ -86,6 +88,13 @@ class ArtistDetail(ArtistOut):
     tracks: list[TrackOut]
 
 
+class Reason(BaseModel):
+    kind: str = Field(description="tempo, key, loudness, estimate, tag, ...")
+    text: str = Field(description="The comparison in words, with units (neighbour vs query)")
+    query: Any = Field(default=None, description="The query side's value(s)")
+    neighbour: Any = Field(default=None, description="The neighbour's value(s)")
+
+
 class Neighbour(BaseModel):
     artist: str
     artist_id: int
@@ -94,6 +103,7 @@ class Neighbour(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict, description="Weighted part of each signal in score")
     signal_scores: dict[str, float | None] = Field(default_factory=dict, description="Each signal's own calibrated score")
     genre: str | None = None
+    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared (measured values, units)")
 
 
 class Query(BaseModel):

@@ -56,6 +56,13 @@ def _hybrid(state: LibraryState, signals: list[str], backend: str, calibration: 
     return state._models.get(key, build)
 
 
+def _reasons(state: LibraryState, artist_id: int, neighbours: list[dict]) -> None:
+    from ..query.traits import TraitTable, add_reasons
+
+    table = state._models.get(("traits",), lambda: TraitTable(state.store))
+    add_reasons(table, table.artist(artist_id), neighbours)
+
+
 def similar_artists(state: LibraryState, artist_id: int, *, k: int = 10, signals: Sequence[str] | None = None,
                     calibration: str | None = None, backend: str | None = None) -> dict:
     """The ``similar --json`` document (CONTRACTS.md) for one artist, plus genres and per-signal scores."""
@@ -78,6 +85,7 @@ def similar_artists(state: LibraryState, artist_id: int, *, k: int = 10, signals
             "contributions": {"audio": round(s, 6)}, "signal_scores": {"audio": round(s, 6)},
             "genre": state.genre_of.get(a),
         } for a, s, r in scorer.top(artist.artist_id, k=k)]
+        _reasons(state, artist.artist_id, neighbours)
         return {**doc, "signals_used": ["audio"], "neighbours": neighbours}
 
     res = _hybrid(state, sig, b, cal)
@@ -102,6 +110,7 @@ def similar_artists(state: LibraryState, artist_id: int, *, k: int = 10, signals
             nb["raw_cosine"] = round(float(raw[i, j]), 6)
         neighbours.append(nb)
     used = [s for s in res.signals_used if np.isfinite(res.signals[s].score[i]).sum() > 1]
+    _reasons(state, artist.artist_id, neighbours)
     return {**doc, "signals_used": used, "neighbours": neighbours}
 
 
