@@ -9,6 +9,7 @@ import numpy as np
 from ..compare import DEFAULT_CALIBRATION, load_view
 from ..similarity import pair_stats, top_k
 from ..store import Store
+from .verdict import build_verdict
 
 __all__ = ["build_report", "WEIGHTS_NOTE"]
 
@@ -96,7 +97,7 @@ def build_report(
             "metrics": _quality(view, sim, genre, calibration),
         })
     primary = sections[0] if sections else None
-    return {
+    report = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "library": library or str(store.path),
         "database": str(store.path),
@@ -118,3 +119,5 @@ def build_report(
                                     "genre labels from tags/manifest are the reference, never a signal"},
         "runs": summaries or [],
     }
+    report["verdict"] = build_verdict(report)
+    return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .tables import fmt, quality_rows, report_tables
+from .verdict import verdict_markdown
 
 __all__ = ["render_markdown", "markdown_table"]
 
@@ -34,6 +35,7 @@ def render_markdown(report: dict) -> str:
         f"- library: `{report['library']}` ({report['n_tracks']} tracks, {report['n_artists']} artists)",
         f"- calibration: `{report['calibration']}` — {report.get('score_meaning', '')}",
         "",
+        verdict_markdown(report["verdict"]) if report.get("verdict") else "",
         "## Backends",
         "",
         "| backend | weights | dim | layer | tracks embedded |",
