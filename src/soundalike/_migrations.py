@@ -156,6 +156,35 @@ def m004_embed_timings(db: sqlite3.Connection) -> None:
     )
 
 
+def m113_calibrators(db: sqlite3.Connection) -> None:
+    """Saved calibrated states (JSON + ``.npz`` bytes, never pickled) and each model's chosen default."""
+    db.executescript(
+        """
+        CREATE TABLE calibrators(
+            model_key TEXT NOT NULL REFERENCES models(model_key) ON DELETE CASCADE,
+            layer INTEGER NOT NULL,
+            level TEXT NOT NULL CHECK (level IN ('artists','tracks')),
+            calibration TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            meta_json TEXT NOT NULL,
+            arrays BLOB NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (model_key, layer, level, calibration, profile)
+        );
+        CREATE TABLE calibration_defaults(
+            model_key TEXT NOT NULL REFERENCES models(model_key) ON DELETE CASCADE,
+            layer INTEGER NOT NULL,
+            calibration TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            validation_json TEXT NOT NULL,
+            decided TEXT NOT NULL,
+            PRIMARY KEY (model_key, layer)
+        );
+        """
+    )
+
+
 def m117_tracks_path_index(db: sqlite3.Connection) -> None:
     """Index tracks by path: ``add_track`` looks a path up for every file it stores, which
     without an index scans the whole table (quadratic ingest: 20,000 tracks took minutes)."""
@@ -167,6 +196,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m002_paths_albums", m002_paths_albums),
     ("m003_enrich", m003_enrich),
     ("m004_embed_timings", m004_embed_timings),
+    ("m113_calibrators", m113_calibrators),
     ("m117_tracks_path_index", m117_tracks_path_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

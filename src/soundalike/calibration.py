@@ -12,15 +12,12 @@ before ``fit``):
   JMLR 2012), :class:`LocalScaling` (NICDM), :class:`CSLS` (Conneau et al., 2018).
 
 :class:`PercentileScaler` maps any score to its percentile among the library's pairs
-(CONTRACTS.md: a calibrated score in [0, 1]). Every estimator saves to JSON + ``.npz``
-(``allow_pickle=False``) with :func:`save_calibrator` / :func:`load_calibrator`; nothing is
-pickled.
+(CONTRACTS.md: a calibrated score in [0, 1]). The query engine keeps fitted states in the store
+(JSON + ``.npz`` bytes, never pickled; :mod:`soundalike.query.vectors`).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +35,8 @@ __all__ = [
     "LocalScaling",
     "CSLS",
     "PercentileScaler",
-    "save_calibrator",
-    "load_calibrator",
-    "FORMAT_VERSION",
+    "percentile_of",
 ]
-
-FORMAT_VERSION = 1
-
 
 def _l2(X: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(X, axis=1, keepdims=True)
@@ -424,63 +416,19 @@ class PercentileScaler(BaseEstimator):
     def transform(self, values: Any) -> np.ndarray:
         """Mid-rank percentile of each value among the reference scores (ties share it)."""
         _check_fitted(self, "quantiles_")
-        v = np.asarray(values, dtype=np.float64)
-        q = self.quantiles_
-        lo = np.searchsorted(q, v, side="left")
-        hi = np.searchsorted(q, v, side="right")
-        return np.clip((lo + hi) / (2.0 * q.size), 0.0, 1.0)
+        return percentile_of(self.quantiles_, values)
 
 
-# --------------------------------------------------------------------------------------------
-_CLASSES = {c.__name__: c for c in (Centerer, ZScorer, Whitener, MutualProximity, LocalScaling, CSLS, PercentileScaler)}
+def percentile_of(table: np.ndarray, values: Any) -> np.ndarray:
+    """Mid-rank percentile of each value among the sorted reference scores `table`, in [0, 1].
 
-
-def save_calibrator(est: BaseEstimator, path: str | Path, *, model_key: str | None = None) -> Path:
-    """Save a fitted calibrator as ``PATH.json`` (class, options, version) + ``PATH.npz`` (arrays).
-
-    Returns the path of the JSON file. Nothing is pickled.
+    ``(lo + hi) / (2 n)`` with ``lo``/``hi`` the left/right insertion points: ties share their
+    mid rank. An empty table gives 0.5. The one percentile table of the project.
     """
-    cls = type(est).__name__
-    if cls not in _CLASSES:
-        raise ParameterError(f"cannot save {cls}: not a soundalike calibrator ({', '.join(_CLASSES)}).")
-    fitted = [a for a in est._arrays if hasattr(est, a)]
-    if not fitted:
-        raise NotFittedError(f"This {cls} is not fitted yet; fit it before saving.")
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix in (".json", ".npz") else base
-    meta = {
-        "format": "soundalike-calibrator",
-        "version": FORMAT_VERSION,
-        "class": cls,
-        "params": est.get_params(),
-        "model_key": model_key,
-        "n_features_in_": getattr(est, "n_features_in_", None),
-        "n_items_": getattr(est, "n_items_", None),
-    }
-    base.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(base.with_suffix(".npz"), **{a: np.asarray(getattr(est, a)) for a in fitted})
-    js = base.with_suffix(".json")
-    js.write_text(json.dumps(meta, indent=2))
-    return js
-
-
-def load_calibrator(path: str | Path) -> BaseEstimator:
-    """Load a calibrator written by :func:`save_calibrator` (``allow_pickle=False``)."""
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix in (".json", ".npz") else base
-    js, npz = base.with_suffix(".json"), base.with_suffix(".npz")
-    if not js.is_file() or not npz.is_file():
-        raise ParameterError(f"calibrator files {js} and {npz} are both needed; save the calibrator again.")
-    meta = json.loads(js.read_text())
-    if meta.get("format") != "soundalike-calibrator" or meta.get("class") not in _CLASSES:
-        raise ParameterError(f"{js} is not a soundalike calibrator file.")
-    if int(meta.get("version", 0)) > FORMAT_VERSION:
-        raise ParameterError(f"{js} was written by a newer soundalike (format {meta['version']}); upgrade.")
-    est = _CLASSES[meta["class"]](**meta["params"])
-    with np.load(npz, allow_pickle=False) as data:
-        for name in data.files:
-            setattr(est, name, data[name])
-    for attr in ("n_features_in_", "n_items_"):
-        if meta.get(attr) is not None:
-            setattr(est, attr, int(meta[attr]))
-    return est
+    v = np.asarray(values, dtype=np.float64)
+    n = table.size
+    if n == 0:
+        return np.full(v.shape, 0.5)
+    lo = np.searchsorted(table, v, side="left")
+    hi = np.searchsorted(table, v, side="right")
+    return np.clip((lo + hi) / (2.0 * n), 0.0, 1.0)

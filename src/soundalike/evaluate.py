@@ -41,7 +41,7 @@ import numpy as np
 
 from . import metrics as M
 from .errors import ParameterError, SoundalikeError
-from .similarity import CALIBRATIONS, PROFILES
+from .query.vectors import CALIBRATIONS, PROFILES
 
 __all__ = ["Experiment", "BackendSpec", "ExpectedPair", "load_experiment", "parse_experiment", "run_experiment",
            "experiment_report", "NOT_AVAILABLE"]
@@ -337,42 +337,48 @@ def _track_block(S: np.ndarray, track_ids: list[str], track_artist: np.ndarray, 
 
 
 def _view_rows(store, spec: BackendSpec, exp: Experiment, ctx: dict, progress: Callable | None) -> list[dict]:
-    from .compare import load_view
-    from .similarity import track_similarity
+    from .query import Engine
 
+    engine = ctx.setdefault("engine", Engine(store))
     try:
-        view = load_view(store, backend=spec.name, layer=spec.layer)
+        vec = engine.vectors(spec.name, spec.layer)
     except SoundalikeError as exc:
         return [{"backend": spec.label, "status": f"skipped: {exc}"}]
-    ctx["views"][spec.label] = view
+    ctx["views"][spec.label] = vec
+    info = {"backend": spec.label, "kind": "backend", "weights_kind": vec.model.weights_kind, "dim": vec.model.dim, "layer": vec.layer,
+            "model_key": vec.model.model_key, "n_tracks": len(vec.track_ids),
+            "cost": store.timing(vec.model.model_key)}
+    return _calibration_rows(vec, info, exp, ctx, progress, space=lambda level, cal, prof: engine.space(vec, level, cal, prof))
+
+
+def _calibration_rows(vec, info: dict, exp: Experiment, ctx: dict, progress: Callable | None, *, space) -> list[dict]:
+    """One row per (calibration, profile): artist and track blocks from the query engine's spaces."""
     rows = []
-    info = {"backend": spec.label, "weights_kind": view.model.weights_kind, "dim": view.model.dim, "layer": view.layer,
-            "model_key": view.model.model_key, "n_tracks": len(view.track_ids),
-            "cost": store.timing(view.model.model_key)}
     for cal in exp.calibrations:
         try:
-            tsim = track_similarity(view.X, calibration=cal)
-            tblock = _track_block(tsim.score, view.track_ids, view.track_artist, exp, ctx)
+            tscore, _ = space("tracks", cal, "centroid").score_matrix()
+            tblock = _track_block(tscore, vec.track_ids, vec.track_artist, exp, ctx)
         except ParameterError as exc:
             tblock = {"status": f"{NOT_AVAILABLE}: {exc}"}
         for prof in exp.profiles:
-            row = dict(info, calibration=cal, profile=prof, kind="backend")
+            row = dict(info, calibration=cal, profile=prof)
             try:
-                sim = view.artist_similarity(calibration=cal, profile=prof)
+                sp = space("artists", cal, prof)
+                score, raw = sp.score_matrix()
             except ParameterError as exc:
-                row["status"] = f"{NOT_AVAILABLE}: {exc}"
-                rows.append(row)
+                rows.append(dict(row, status=f"{NOT_AVAILABLE}: {exc}"))
                 continue
-            _merge(row, _artist_block(sim.score, sim.raw_cosine, sim.labels, exp, ctx), tblock)
+            _merge(row, _artist_block(score, raw, np.asarray(sp.ids), exp, ctx), tblock)
             rows.append(row)
             if progress:
-                progress(f"{spec.label} {cal} {prof}")
+                progress(f"{info['backend']} {cal} {prof}")
     return rows
 
 
 def _ensemble_rows(members: list[str], exp: Experiment, ctx: dict) -> list[dict]:
     from .backends.ensemble import combine_blocks
-    from .similarity import artist_similarity, track_similarity
+    from .query.vectors import ModelVectors, fit_space
+    from .store import ModelInfo
 
     views = [ctx["views"].get(m) for m in members]
     name = "+".join(members)
@@ -380,28 +386,16 @@ def _ensemble_rows(members: list[str], exp: Experiment, ctx: dict) -> list[dict]
         return [{"backend": name, "kind": "ensemble", "status": "skipped: a member backend has no stored vectors"}]
     common = sorted(set.intersection(*[set(v.track_ids) for v in views]))
     pos = [{t: i for i, t in enumerate(v.track_ids)} for v in views]
-    blocks = [v.X[[p[t] for t in common]] for v, p in zip(views, pos)]
-    X = combine_blocks(blocks)
+    X = combine_blocks([v.X[[p[t] for t in common]] for v, p in zip(views, pos)])
     artist = np.array([views[0].track_artist[pos[0][t]] for t in common])
     kinds = sorted({v.model.weights_kind for v in views})
+    key = "+".join(v.model.model_key for v in views)
+    model = ModelInfo(key, name, {}, None, "+".join(kinds), int(X.shape[1]), 1)
+    vec = ModelVectors(model, 0, common, X, artist, views[0].artist_names)
     info = {"backend": name, "kind": "ensemble", "weights_kind": "+".join(kinds), "dim": int(X.shape[1]),
-            "layer": None, "n_tracks": len(common), "model_key": "+".join(v.model.model_key for v in views)}
-    rows = []
-    for cal in exp.calibrations:
-        try:
-            tblock = _track_block(track_similarity(X, calibration=cal).score, common, artist, exp, ctx)
-        except ParameterError as exc:
-            tblock = {"status": f"{NOT_AVAILABLE}: {exc}"}
-        for prof in exp.profiles:
-            row = dict(info, calibration=cal, profile=prof)
-            try:
-                sim = artist_similarity(X, artist, calibration=cal, profile=prof)
-            except ParameterError as exc:
-                rows.append(dict(row, status=f"{NOT_AVAILABLE}: {exc}"))
-                continue
-            _merge(row, _artist_block(sim.score, sim.raw_cosine, sim.labels, exp, ctx), tblock)
-            rows.append(row)
-    return rows
+            "layer": None, "n_tracks": len(common), "model_key": key}
+    return _calibration_rows(vec, info, exp, ctx, None,
+                             space=lambda level, cal, prof: fit_space(vec, level=level, calibration=cal, profile=prof))
 
 
 def _merge(row: dict, artist: dict, track: dict) -> None:
@@ -419,14 +413,11 @@ def _hybrid_rows(store, exp: Experiment, ctx: dict) -> list[dict]:
     for h in exp.hybrid:
         row = {"backend": f"hybrid:{h['name']}", "kind": "hybrid", "calibration": h["calibration"], "profile": "centroid",
                "weights_kind": "hand", "signals": h["signals"]}
-        try:
-            from .hybrid import HybridConfig, hybrid_scores
+        from .hybrid import HybridConfig, hybrid_scores
 
+        try:
             cfg = HybridConfig.from_dict(h["config"])
             res = hybrid_scores(store, signals=h["signals"], config=cfg, backend=h["backend"], calibration=h["calibration"])
-        except ImportError as exc:
-            rows.append(dict(row, status=f"{NOT_AVAILABLE}: {exc}"))
-            continue
         except SoundalikeError as exc:
             rows.append(dict(row, status=f"skipped: {exc}"))
             continue

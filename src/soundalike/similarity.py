@@ -1,104 +1,16 @@
-"""Artist and track similarity from cached track vectors: profiles, calibration, top-k, metrics.
+"""Pairwise maths of vectors and artist profiles: normalisation, cosine, centroids, track sets.
 
-A calibrated score is in [0, 1] and means the same for every backend (CONTRACTS.md): for
-mutual proximity its probability, for every other calibration the pair's percentile among
-all pairs of the library. Raw cosine is always kept beside it (``raw_cosine``).
-
-Calibrations (estimators in :mod:`soundalike.calibration`):
-
-``none``          raw cosine (the seeds' method)
-``center``        subtract the library mean of the L2-normalised track vectors (anisotropy)
-``zscore``        standardise each feature (descriptors mix BPM, LUFS, ...)
-``whiten``        z-score, then shrunk ZCA whitening
-``mp-empirical``  mutual proximity (counted), on centred cosine
-``mp-gaussian``   mutual proximity (Gaussian model), on centred cosine
-``nicdm``         local scaling by the k-NN radii, on centred cosine
-``csls``          cross-domain similarity local scaling, on centred cosine
-
-Metrics (mAP, genre P@k, hubness, bootstrap) live in :mod:`soundalike.metrics`.
-
-Profiles: ``centroid`` (mean of the artist's normalised track vectors) and ``set`` (the
-artist as a set of tracks: symmetric soft-Chamfer, the mean best-match similarity in both
-directions).
+Calibration, percentiles and neighbours live in the query engine (:mod:`soundalike.query`),
+which builds on these. Profiles: ``centroid`` (mean of the artist's normalised track vectors)
+and ``set`` (the artist as a set of tracks: symmetric soft-Chamfer, the mean best-match
+similarity in both directions).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ._validation import check_embeddings, check_option, check_positive_int
-from .calibration import CSLS, Centerer, LocalScaling, MutualProximity, PercentileScaler, Whitener, ZScorer
-from .errors import ParameterError
-
-__all__ = [
-    "CALIBRATIONS",
-    "PROFILES",
-    "VECTOR_CALIBRATIONS",
-    "ArtistSimilarity",
-    "TrackSimilarity",
-    "Neighbour",
-    "cosine_matrix",
-    "l2_normalize",
-    "artist_profiles",
-    "set_similarity",
-    "vector_calibrator",
-    "calibrate_matrix",
-    "percentile_scores",
-    "artist_similarity",
-    "track_similarity",
-    "top_k",
-    "pair_stats",
-]
-
-CALIBRATIONS = ("none", "center", "zscore", "whiten", "mp-empirical", "mp-gaussian", "nicdm", "csls")
-VECTOR_CALIBRATIONS = ("none", "center", "zscore", "whiten")
-PROFILES = ("centroid", "set")
-#: neighbourhood size of nicdm / csls
-LOCAL_K = 5
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    index: int
-    score: float
-    raw_cosine: float
-    contributions: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class ArtistSimilarity:
-    """Artist × artist scores of one representation.
-
-    Attributes
-    ----------
-    labels : np.ndarray [shape=(n_artists,)]     artist ids, in matrix order
-    score : np.ndarray [shape=(n_artists, n_artists)]   calibrated, in [0, 1]
-    raw_cosine : np.ndarray [shape=(n_artists, n_artists)]   cosine of the raw profiles
-    calibration, profile : str
-    """
-
-    labels: np.ndarray
-    score: np.ndarray
-    raw_cosine: np.ndarray
-    calibration: str
-    profile: str
-
-    def index_of(self, label) -> int:
-        hits = np.flatnonzero(self.labels == label)
-        if hits.size == 0:
-            raise ParameterError(f"{label!r} has no embeddings in this similarity matrix; embed its tracks first.")
-        return int(hits[0])
-
-
-@dataclass
-class TrackSimilarity:
-    """Track × track scores: ``score`` calibrated in [0, 1], ``raw_cosine`` beside it."""
-
-    score: np.ndarray
-    raw_cosine: np.ndarray
-    calibration: str
+__all__ = ["l2_normalize", "cosine_matrix", "artist_profiles", "set_similarity", "pair_stats"]
 
 
 def l2_normalize(X: np.ndarray, *, axis: int = -1) -> np.ndarray:
@@ -133,7 +45,8 @@ def artist_profiles(X: np.ndarray, labels: np.ndarray, *, kind: str = "centroid"
     uniq : np.ndarray [shape=(n_artists,)]
     P : np.ndarray [shape=(n_artists, d)]
     """
-    check_option("profile", kind, ("centroid",))
+    if kind != "centroid":
+        raise ValueError(f"profile kind {kind!r}: only 'centroid' has one vector per artist")
     labels = np.asarray(labels)
     uniq, inv = np.unique(labels, return_inverse=True)
     Xn = l2_normalize(np.asarray(X, dtype=np.float64))
@@ -174,153 +87,6 @@ def set_similarity(T: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     S = 0.5 * (M + M.T)
     np.fill_diagonal(S, 1.0)
     return uniq, S
-
-
-def vector_calibrator(calibration: str):
-    """The (unfitted) vector calibrator applied before cosine for `calibration`, or None.
-
-    Neighbourhood calibrations (mp-*, nicdm, csls) work on centred cosine.
-    """
-    check_option("calibration", calibration, CALIBRATIONS)
-    if calibration == "none":
-        return None
-    if calibration == "zscore":
-        return ZScorer()
-    if calibration == "whiten":
-        return Whitener()
-    return Centerer()
-
-
-def _matrix_calibrator(calibration: str, k: int):
-    return {
-        "mp-empirical": lambda: MutualProximity(method="empirical"),
-        "mp-gaussian": lambda: MutualProximity(method="gaussian"),
-        "nicdm": lambda: LocalScaling(k=k),
-        "csls": lambda: CSLS(k=k),
-    }.get(calibration, lambda: None)()
-
-
-def calibrate_matrix(S: np.ndarray, calibration: str, *, k: int = LOCAL_K) -> np.ndarray:
-    """Map a library similarity matrix (after the vector step) to the [0, 1] score.
-
-    Mutual proximity returns its probability; every other calibration the pair's percentile
-    among all off-diagonal pairs. The diagonal is 1.
-
-    Parameters
-    ----------
-    S : np.ndarray [shape=(n, n)]   symmetric similarities
-    calibration : str   one of CALIBRATIONS
-    """
-    check_option("calibration", calibration, CALIBRATIONS)
-    n = S.shape[0]
-    if n < 2:
-        return np.ones_like(S, dtype=np.float64)
-    est = _matrix_calibrator(calibration, min(k, max(n - 2, 1)))
-    if est is None or n < 3:
-        C = S
-    else:
-        C = est.fit_transform(S)
-        C = 0.5 * (C + C.T)  # exact symmetry (gaussian MP is symmetric only up to rounding)
-        if calibration.startswith("mp-"):
-            np.fill_diagonal(C, 1.0)
-            return np.clip(C, 0.0, 1.0)
-    return percentile_scores(C)
-
-
-def percentile_scores(S: np.ndarray) -> np.ndarray:
-    """Map a symmetric score matrix to each pair's percentile among all off-diagonal pairs.
-
-    The diagonal is set to 1. Ties share their mid rank.
-    """
-    n = S.shape[0]
-    out = np.ones_like(S, dtype=np.float64)
-    if n < 2:
-        return out
-    scaler = PercentileScaler.from_matrix(S, max_quantiles=max(10001, n * (n - 1) // 2))
-    iu = np.triu_indices(n, k=1)
-    pct = scaler.transform(S[iu])
-    out[iu] = pct
-    out[(iu[1], iu[0])] = pct
-    return out
-
-
-def _check_xy(X: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    X = check_embeddings(X)
-    if labels is not None and len(labels) != X.shape[0]:
-        raise ParameterError(f"labels has {len(labels)} entries but X has {X.shape[0]} rows.")
-    return X
-
-
-def _vectors(X: np.ndarray, calibration: str, fit_on: np.ndarray | None = None) -> np.ndarray:
-    est = vector_calibrator(calibration)
-    if est is None:
-        return np.asarray(X, dtype=np.float64)
-    est.fit(X if fit_on is None else X[fit_on])
-    return est.transform(X)
-
-
-def artist_similarity(
-    X: np.ndarray, labels: np.ndarray, *, calibration: str = "center", profile: str = "centroid",
-    k: int = LOCAL_K,
-) -> ArtistSimilarity:
-    """Calibrated artist × artist similarity from track vectors.
-
-    Parameters
-    ----------
-    X : np.ndarray [shape=(n_tracks, d)]
-    labels : np.ndarray [shape=(n_tracks,)]   artist of each track
-    calibration : str   one of CALIBRATIONS (module docstring)
-    profile : {"centroid", "set"}
-    k : int   neighbourhood size of nicdm / csls
-
-    Returns
-    -------
-    ArtistSimilarity   ``score`` in [0, 1] (diagonal 1), ``raw_cosine`` of the raw profiles
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(12, 8)); labels = np.repeat([1, 2, 3, 4], 3)
-    >>> sim = artist_similarity(X, labels, calibration="center")
-    >>> sim.score.shape, float(sim.score.min()) >= 0.0
-    ((4, 4), True)
-    """
-    X = _check_xy(X, labels)
-    check_option("calibration", calibration, CALIBRATIONS)
-    check_option("profile", profile, PROFILES)
-    labels = np.asarray(labels)
-    Z = _vectors(X, calibration)
-    if profile == "centroid":
-        uniq, P_raw = artist_profiles(X, labels)
-        raw = cosine_matrix(P_raw)
-        _, P = artist_profiles(Z, labels)
-        S = cosine_matrix(P)
-    else:
-        uniq, raw = set_similarity(cosine_matrix(X), labels)
-        _, S = set_similarity(cosine_matrix(Z), labels)
-    return ArtistSimilarity(uniq, calibrate_matrix(S, calibration, k=k), raw, calibration, profile)
-
-
-def track_similarity(X: np.ndarray, *, calibration: str = "center", k: int = LOCAL_K) -> TrackSimilarity:
-    """Calibrated track × track similarity (the percentile is among all track pairs).
-
-    Parameters
-    ----------
-    X : np.ndarray [shape=(n_tracks, d)]
-    calibration : str   one of CALIBRATIONS
-    """
-    X = _check_xy(X, None)
-    check_option("calibration", calibration, CALIBRATIONS)
-    S = cosine_matrix(_vectors(X, calibration))
-    return TrackSimilarity(calibrate_matrix(S, calibration, k=k), cosine_matrix(X), calibration)
-
-
-def top_k(sim: ArtistSimilarity, label, *, k: int = 10) -> list[Neighbour]:
-    """The `k` artists most similar to `label`, best first, the query itself excluded."""
-    k = check_positive_int("k", k)
-    i = sim.index_of(label)
-    order = [j for j in np.argsort(-sim.score[i], kind="stable") if j != i][:k]
-    return [Neighbour(int(j), float(sim.score[i, j]), float(sim.raw_cosine[i, j])) for j in order]
 
 
 def pair_stats(S: np.ndarray) -> dict[str, float]:

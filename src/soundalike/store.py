@@ -9,6 +9,7 @@ transaction across a process crash.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import os
 import sqlite3
@@ -405,6 +406,46 @@ class Store:
         n, audio, wall, cpu, rss = row
         return {"n_clips": int(n), "seconds_per_30s_clip": 30.0 * wall / audio, "cpu_seconds_per_30s_clip": 30.0 * cpu / audio,
                 "peak_rss_mb": float(rss), "measured": "model work in `soundalike embed` (decoding excluded)"}
+
+    # --- saved calibrators (migration m113) ------------------------------------------------
+    def _has_table(self, name: str) -> bool:
+        return self.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+    def put_calibrator(self, key: tuple[str, int, str, str, str], *, fingerprint: str, meta: dict,
+                       arrays: dict[str, np.ndarray]) -> None:
+        """Save a calibrated state under ``(model_key, layer, level, calibration, profile)``."""
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO calibrators VALUES (?,?,?,?,?,?,?,?,?)",
+                       (*key, fingerprint, json.dumps(meta), buf.getvalue(), _now()))
+
+    def calibrator(self, key: tuple[str, int, str, str, str], fingerprint: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """The saved state for `key` when it was fitted on vectors with this `fingerprint`, else None."""
+        if not self._has_table("calibrators"):
+            return None
+        row = self.execute("SELECT meta_json, arrays FROM calibrators WHERE model_key=? AND layer=? AND level=?"
+                           " AND calibration=? AND profile=? AND fingerprint=?", (*key, fingerprint)).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[1]), allow_pickle=False) as data:
+            return json.loads(row[0]), {k: data[k] for k in data.files}
+
+    def put_calibration_default(self, model_key: str, layer: int, calibration: str, *, fingerprint: str,
+                                validation: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO calibration_defaults VALUES (?,?,?,?,?,?)",
+                       (model_key, layer, calibration, fingerprint, json.dumps(validation), _now()))
+
+    def calibration_default(self, model_key: str, layer: int) -> dict | None:
+        """``{"calibration", "fingerprint", "validation", "decided"}`` chosen for a model and layer, or None."""
+        if not self._has_table("calibration_defaults"):
+            return None
+        row = self.execute("SELECT calibration, fingerprint, validation_json, decided FROM calibration_defaults"
+                           " WHERE model_key=? AND layer=?", (model_key, layer)).fetchone()
+        if row is None:
+            return None
+        return {"calibration": row[0], "fingerprint": row[1], "validation": json.loads(row[2]), "decided": row[3]}
 
     # --- summaries -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

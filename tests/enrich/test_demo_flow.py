@@ -102,11 +102,10 @@ def test_signal_inputs_cover_the_demo_library(demo_db):
 
 
 def test_hybrid_uses_all_four_signals_library_level(demo_db):
-    from soundalike.compare import similar_artists_json
+    import soundalike
 
     CliRunner().invoke(app, ["enrich", "--offline", "--db", str(demo_db)])
-    with Store(demo_db, readonly=True) as store:
-        doc = similar_artists_json(store, QUERY, k=9, signals=SIGNALS)
+    doc = soundalike.similar(demo_db, QUERY, k=9, signals=SIGNALS)
     _check_similar_doc(doc)
 
 

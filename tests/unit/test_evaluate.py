@@ -113,24 +113,17 @@ def test_missing_backend_is_skipped_not_fatal(store):
 
 
 def test_unavailable_calibration_is_reported(store, monkeypatch):
-    import soundalike.compare as compare
-    import soundalike.similarity as similarity
+    import soundalike.query.engine as engine
 
     fill_store(store)
-    real_artist, real_track = compare.LibraryView.artist_similarity, similarity.track_similarity
+    real_fit = engine.fit_space
 
-    def artist_sim(self, *, calibration="center", profile="centroid"):
+    def fit(vec, *, level, calibration, profile="centroid"):
         if calibration == "center":
             raise ParameterError("calibration='center' is not valid")
-        return real_artist(self, calibration=calibration, profile=profile)
+        return real_fit(vec, level=level, calibration=calibration, profile=profile)
 
-    def track_sim(X, *, calibration="center", **kw):
-        if calibration == "center":
-            raise ParameterError("calibration='center' is not valid")
-        return real_track(X, calibration=calibration, **kw)
-
-    monkeypatch.setattr(compare.LibraryView, "artist_similarity", artist_sim)
-    monkeypatch.setattr(similarity, "track_similarity", track_sim)
+    monkeypatch.setattr(engine, "fit_space", fit)
     res = run_experiment(parse_experiment(doc()), store)
     bad = _rows(res, calibration="center")
     assert bad and all(r["status"].startswith(NOT_AVAILABLE) for r in bad)

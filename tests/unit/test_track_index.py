@@ -38,32 +38,43 @@ def test_cached_index_is_reused_until_the_vectors_change(rng, tmp_path):
     assert not NeighbourIndex.cached(X2, path, ids=ids[::-1]).reused  # same vectors, other ids
 
 
-def test_service_track_index_uses_the_saved_index_with_the_same_answers(rng, tmp_path):
-    from soundalike.serve.engine import TrackIndex
+def _space(X, lab, calibration="center"):
+    from soundalike.query.vectors import ModelVectors, fit_space
+    from soundalike.store import ModelInfo
 
+    model = ModelInfo("m", "test-vec", {}, None, "none", X.shape[1], 1)
+    vec = ModelVectors(model, 0, [f"t{i}" for i in range(len(X))], X, lab.astype(np.int64), {})
+    return fit_space(vec, level="tracks", calibration=calibration)
+
+
+@pytest.mark.parametrize("calibration", ["center", "nicdm"])
+def test_engine_space_with_the_saved_index_gives_the_exact_answers(rng, tmp_path, calibration):
+    """Candidates from the saved Faiss index, re-ranked exactly: the same tracks and scores as the full scan."""
     X, lab = _clustered(rng)
-    ids = [f"t{i}" for i in range(len(X))]
+    space = _space(X, lab, calibration)
     path = tmp_path / "lib.db.indexes" / "tracks.faiss"
-    exact = TrackIndex(ids, X, lab)
-    ann = TrackIndex(ids, X, lab, ann_path=path, ann_min_items=1000)
-    assert exact.ann is None and ann.ann is not None and not ann.ann.reused
-    assert TrackIndex(ids, X, lab, ann_path=path).ann.reused  # below the threshold, but a saved index exists
+    ids = [str(i) for i in space.ids]
+    space.index = NeighbourIndex.cached(space.V.astype(np.float32), path, ids=ids, metric="ip", ann="ivf")
+    assert not space.index.reused
+    assert NeighbourIndex.cached(space.V.astype(np.float32), path, ids=ids, metric="ip", ann="ivf").reused
     agree = []
     for i in range(0, 300, 3):
-        q = exact.V[i]
-        kw = dict(k=10, exclude=[i], exclude_artists=[int(lab[(i + 1) % len(lab)])], artist_gap=0)
-        a, e = ann.nearest(q, **kw), exact.nearest(q, **kw)
-        assert len(a) == 10 and i not in [j for j, _, _ in a]
-        assert all(lab[j] != lab[(i + 1) % len(lab)] for j, _, _ in a)
-        agree.append(len({j for j, _, _ in a} & {j for j, _, _ in e}) / 10)
-        # scores of a track are the same whichever index found it
-        se = {j: s for j, s, _ in e}
-        assert all(abs(s - se[j]) < 1e-6 for j, s, _ in a if j in se)
+        allowed = np.ones(len(space), bool)
+        allowed[i] = False
+        allowed &= lab != lab[(i + 1) % len(lab)]
+        kw = dict(k=10, self_pos=i, raw_q=space.R[i], allowed=allowed)
+        a, e = space.top(space.V[i], use_index=True, **kw), space.top(space.V[i], **kw)
+        assert len(a) == 10 and i not in [h.pos for h in a]
+        assert all(lab[h.pos] != lab[(i + 1) % len(lab)] for h in a)
+        agree.append(len({h.pos for h in a} & {h.pos for h in e}) / 10)
+        # a track's score is the same whichever search found it
+        se = {h.pos: h.score for h in e}
+        assert all(abs(h.score - se[h.pos]) < 1e-9 for h in a if h.pos in se)
     assert np.mean(agree) >= 0.95
-    # a filter that removes most candidates still fills k (the ANN search widens)
+    # a filter that removes most candidates still fills k (the index search widens)
     banned = [int(c) for c in np.unique(lab) if c != lab[0]][:25]
-    hits = ann.nearest(ann.V[0], k=10, exclude_artists=banned)
-    assert len(hits) == 10 and all(int(lab[j]) not in banned for j, _, _ in hits)
+    hits = space.top(space.V[0], k=10, self_pos=0, allowed=~np.isin(lab, banned), use_index=True)
+    assert len(hits) == 10 and all(int(lab[h.pos]) not in banned for h in hits)
 
 
 def test_index_command_builds_then_reuses(tmp_path, monkeypatch):
@@ -96,20 +107,20 @@ def test_index_command_builds_then_reuses(tmp_path, monkeypatch):
     assert doc2["reused"] and doc2["path"] == doc["path"]
 
 
-def test_similar_track_on_a_large_library_uses_the_track_index(small_library, store, monkeypatch):
-    """Beyond TRACK_MATRIX_MAX tracks `similar --track` ranks without the n x n matrix, same order as centred cosine."""
-    from soundalike import compare
+def test_similar_track_is_the_same_with_the_index_forced_on(small_library, store):
+    """`similar --track` gives the same answer whether the engine scans or asks the saved Faiss index."""
     from soundalike.pipeline import embed, ingest
+    from soundalike.query import Engine, Query
     from tests.unit.test_pipeline import SpectrumBackend
 
     ingest(store, small_library)
     embed(store, [SpectrumBackend()])
-    tid = store.tracks()[0].track_id
-    exact = compare.similar_tracks_json(store, tid, k=3, calibration="center")
-    monkeypatch.setattr(compare, "TRACK_MATRIX_MAX", 2)
-    large = compare.similar_tracks_json(store, tid, k=3, calibration="center")
-    assert "track index" in large["note"] and large["calibration"] == "center"
-    assert [n["track_id"] for n in large["neighbours"]] == [n["track_id"] for n in exact["neighbours"]]
-    assert [n["raw_cosine"] for n in large["neighbours"]] == [n["raw_cosine"] for n in exact["neighbours"]]
-    same_artist = compare.similar_tracks_json(store, tid, k=3, exclude_same_artist=True)
-    assert all(n["artist_id"] != store.track(tid).artist_id for n in same_artist["neighbours"])
+    t = store.tracks()[0]
+    for cal in ("center", "nicdm"):
+        q = Query(track=t.track_id, k=3, calibration=cal)
+        exact = Engine(store, index="exact").run(q)
+        forced = Engine(store, index="faiss").run(q)
+        assert "index" in forced and "index" not in exact
+        assert forced["neighbours"] == exact["neighbours"]
+    same_artist = Engine(store).run(Query(track=t.track_id, k=3, exclude_seed_artists=True))
+    assert all(n["artist_id"] != t.artist_id for n in same_artist["neighbours"])

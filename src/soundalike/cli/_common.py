@@ -13,12 +13,13 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SoundalikeError
 from ..store import Store, default_db_path
 
-__all__ = ["err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "STATE"]
+__all__ = ["err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "refresh_defaults", "STATE"]
 
 err = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
 out = Console(highlight=False, soft_wrap=True)
@@ -35,7 +36,8 @@ def cli_command(fn: Callable) -> Callable:
         except SoundalikeError as exc:
             if STATE["debug"]:
                 raise
-            err.print(f"[bold red]Error:[/] {exc}", markup=True, highlight=False)
+            # the message holds user text (paths, names): never read it as Rich markup
+            err.print(Text.assemble(("Error: ", "bold red"), str(exc)), highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("Interrupted; what was committed is kept, rerun to continue.")
@@ -82,3 +84,21 @@ def print_json(obj: Any) -> None:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+
+
+def refresh_defaults(store: Store, *, quiet: bool = False) -> list[dict]:
+    """After vectors changed: choose and save each model's default calibration (query engine).
+
+    One line per model on stderr: the choice and its validation figure.
+    """
+    from ..query import refresh_calibrators
+
+    done = refresh_calibrators(store)
+    if not quiet:
+        for d in done:
+            if d.get("unchanged"):
+                continue
+            fig = d.get("results", {}).get(d["calibration"], {}).get("cv_map")
+            how = f"5-fold-by-artist mAP {fig:.3f}" if fig is not None else d["method"]
+            err.print(f"default calibration of {d['backend']}: {d['calibration']} ({how})", markup=False, highlight=False)
+    return done

@@ -12,43 +12,14 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ..compare import DEFAULT_CALIBRATION, load_view
 from ..errors import ParameterError
-from ..similarity import CALIBRATIONS, PROFILES
+from ..query import CALIBRATIONS, PROFILES, Engine, layout_method
 from ._common import cli_command, err, open_db, out, print_json
 from .library_cmds import DbOpt
 
-__all__ = ["register", "layout_2d", "svg_map"]
-
-
-def layout_2d(score: np.ndarray) -> np.ndarray:
-    """2-D coordinates whose distances follow ``1 - score`` (classical MDS).
-
-    Parameters
-    ----------
-    score : np.ndarray [shape=(n, n)]   calibrated similarities in [0, 1]
-
-    Returns
-    -------
-    np.ndarray [shape=(n, 2)]
-    """
-    n = score.shape[0]
-    if n == 1:
-        return np.zeros((1, 2))
-    if n == 2:
-        return np.array([[0.0, 0.0], [1.0 - float(score[0, 1]), 0.0]])
-    D = 1.0 - 0.5 * (score + score.T)
-    np.fill_diagonal(D, 0.0)
-    D = np.clip(D, 0.0, None)
-    # classical (Torgerson) MDS: deterministic, no iterations
-    J = np.eye(n) - 1.0 / n
-    B = -0.5 * J @ (D**2) @ J
-    w, V = np.linalg.eigh(B)
-    top = np.argsort(w)[::-1][:2]
-    xy = V[:, top] * np.sqrt(np.maximum(w[top], 0.0))
-    # fix the sign of each axis so the layout is reproducible across LAPACK builds
-    return xy * np.where(xy[np.abs(xy).argmax(axis=0), [0, 1]] < 0, -1.0, 1.0)
+__all__ = ["register", "svg_map"]
 
 
 def svg_map(xy: np.ndarray, names: list[str], *, title: str, size: int = 640) -> str:
@@ -68,16 +39,11 @@ def svg_map(xy: np.ndarray, names: list[str], *, title: str, size: int = 640) ->
     return "\n".join(parts)
 
 
-def _similarity(db, backend, calibration, layer, profile):
-    if calibration not in CALIBRATIONS:
+def _check(calibration: str | None, profile: str) -> None:
+    if calibration is not None and calibration not in CALIBRATIONS:
         raise typer.BadParameter(f"--calibration {calibration!r}: choose one of {', '.join(CALIBRATIONS)}.")
     if profile not in PROFILES:
         raise typer.BadParameter(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}.")
-    with open_db(db, readonly=True) as store:
-        view = load_view(store, backend=backend, layer=layer)
-        sim = view.artist_similarity(calibration=calibration, profile=profile)
-        names = [view.artist_names[int(a)] for a in sim.labels]
-    return view, sim, names
 
 
 def register(app: typer.Typer) -> None:
@@ -86,7 +52,7 @@ def register(app: typer.Typer) -> None:
     def matrix(
         db: DbOpt = None,
         backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[str, typer.Option("--calibration")] = DEFAULT_CALIBRATION,
+        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Default: the backend's validated default.")] = None,
         layer: Annotated[Optional[int], typer.Option("--layer")] = None,
         profile: Annotated[str, typer.Option("--profile")] = "centroid",
         raw: Annotated[bool, typer.Option("--raw", help="Show raw cosine instead of the calibrated score.")] = False,
@@ -94,11 +60,17 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Artist × artist similarity matrix (calibrated scores in [0, 1]; --raw for raw cosine)."""
-        view, sim, names = _similarity(db, backend, calibration, layer, profile)
-        M = sim.raw_cosine if raw else sim.score
-        doc = {"backend": view.model.backend, "weights_kind": view.model.weights_kind, "calibration": calibration,
-               "layer": view.layer, "profile": profile, "values": "raw_cosine" if raw else "score",
-               "artists": names, "artist_ids": [int(a) for a in sim.labels], "matrix": np.round(M, 4).tolist()}
+        _check(calibration, profile)
+        with open_db(db, readonly=True) as store:
+            engine = Engine(store)
+            vec = engine.vectors(backend, layer)
+            ids, score, raw_cos, cal = engine.artist_scores(backend=vec.model.backend, layer=vec.layer,
+                                                            calibration=calibration, profile=profile)
+        names = [vec.artist_names[int(a)] for a in ids]
+        M = raw_cos if raw else score
+        doc = {"backend": vec.model.backend, "weights_kind": vec.model.weights_kind, "calibration": cal,
+               "layer": vec.layer, "profile": profile, "values": "raw_cosine" if raw else "score",
+               "artists": names, "artist_ids": [int(a) for a in ids], "matrix": np.round(M, 4).tolist()}
         if out_path is not None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             if out_path.suffix == ".json":
@@ -115,11 +87,11 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(doc)
             return
-        out.print(f"{doc['values']} — {view.model.backend} ({view.model.weights_kind} weights), calibration "
-                  f"{calibration}, profile {profile}")
+        out.print(Text(f"{doc['values']} — {vec.model.backend} ({vec.model.weights_kind} weights), calibration "
+                       f"{cal}, profile {profile}"))
         t = Table("", *[str(i + 1) for i in range(len(names))])
         for i, (name, row) in enumerate(zip(names, M)):
-            t.add_row(f"{i + 1} {name[:24]}", *[f"{v:.2f}" for v in row])
+            t.add_row(Text(f"{i + 1} {name[:24]}"), *[f"{v:.2f}" for v in row])
         out.print(t)
 
     @app.command("map")
@@ -127,23 +99,26 @@ def register(app: typer.Typer) -> None:
     def map_(
         db: DbOpt = None,
         backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[str, typer.Option("--calibration")] = DEFAULT_CALIBRATION,
+        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Default: the backend's validated default.")] = None,
         layer: Annotated[Optional[int], typer.Option("--layer")] = None,
-        profile: Annotated[str, typer.Option("--profile")] = "centroid",
         out_path: Annotated[Optional[Path], typer.Option("--out", help="Write .svg, .csv or .json.")] = None,
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """A 2-D map of the artists (classical MDS on 1 − calibrated score)."""
-        view, sim, names = _similarity(db, backend, calibration, layer, profile)
-        xy = layout_2d(sim.score)
-        doc = {"backend": view.model.backend, "weights_kind": view.model.weights_kind, "calibration": calibration,
-               "layer": view.layer, "profile": profile, "method": "classical MDS on 1 - score",
+        """A 2-D map of the artists: the same layout as the web page's /api/map (PCA of calibrated profiles)."""
+        _check(calibration, "centroid")
+        with open_db(db, readonly=True) as store:
+            engine = Engine(store)
+            vec = engine.vectors(backend, layer)
+            ids, xy, cal = engine.layout(backend=vec.model.backend, layer=vec.layer, calibration=calibration)
+        names = [vec.artist_names[int(a)] for a in ids]
+        doc = {"backend": vec.model.backend, "weights_kind": vec.model.weights_kind, "calibration": cal,
+               "layer": vec.layer, "profile": "centroid", "method": layout_method(len(ids)),
                "points": [{"artist": n, "artist_id": int(a), "x": round(float(x), 5), "y": round(float(y), 5)}
-                          for n, a, (x, y) in zip(names, sim.labels, xy)]}
+                          for n, a, (x, y) in zip(names, ids, xy)]}
         if out_path is not None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
             if out_path.suffix == ".svg":
-                title = f"{view.model.backend} ({view.model.weights_kind} weights), {calibration}, {profile}"
+                title = f"{vec.model.backend} ({vec.model.weights_kind} weights), {cal}"
                 out_path.write_text(svg_map(xy, names, title=title))
             elif out_path.suffix == ".json":
                 out_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -159,5 +134,5 @@ def register(app: typer.Typer) -> None:
             return
         t = Table("artist", "x", "y")
         for p in doc["points"]:
-            t.add_row(p["artist"], f"{p['x']:.3f}", f"{p['y']:.3f}")
+            t.add_row(Text(p["artist"]), f"{p['x']:.3f}", f"{p['y']:.3f}")
         out.print(t)

@@ -19,9 +19,9 @@ BackendsOpt = Annotated[Optional[list[str]], typer.Option("--backend", "-b", hel
 
 def _features(store, backends: list[str], layer: int | None = None):
     """Track vectors of each backend on the tracks all of them share: (track_ids, {b: X}, artist ids, views)."""
-    from ..compare import load_view
+    from ..query import load_vectors
 
-    views = {b: load_view(store, backend=b, layer=layer) for b in backends}
+    views = {b: load_vectors(store, backend=b, layer=layer) for b in backends}
     common = sorted(set.intersection(*[set(v.track_ids) for v in views.values()]))
     feats = {}
     for b, v in views.items():
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """Run an experiment file over a library database and write the reports."""
         from ..evaluate import BackendSpec, experiment_report, load_experiment, run_experiment
         from ..reports import write_reports
-        from ..similarity import CALIBRATIONS, PROFILES
+        from ..query import CALIBRATIONS, PROFILES
         from .._validation import check_option
 
         exp = load_experiment(experiment)

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from ..audio import WindowPolicy
 from ..backends import backend_class, load_backend
-from ..compare import DEFAULT_CALIBRATION
 from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
 from ..reports import build_report, write_reports
-from ._common import cli_command, err, open_db, out, print_json, progress_bar, split_list
+from ..query import validation_summary
+from ._common import cli_command, err, open_db, out, print_json, progress_bar, refresh_defaults, split_list
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Library database (default: $SOUNDALIKE_DB or the user data dir).")]
 WindowOpt = Annotated[str, typer.Option("--window", help="Analysis windows: middle[:S], spread:N[:S] or full.")]
@@ -65,6 +65,18 @@ def _default_backends() -> list[str]:
         else:
             err.print(f"[yellow]note:[/] {name} is not ready ({st.status}); {st.install_hint}", highlight=False)
     return names
+
+
+def _choice_json(d: dict) -> dict:
+    return {k: d.get(k) for k in ("calibration", "method", "n_tracks", "n_artists", "cap", "results", "decided")}
+
+
+def _choice_text(d: dict) -> str:
+    res = d.get("results") or {}
+    if not res:
+        return f"{d['calibration']} ({d['method']})"
+    figs = ", ".join(f"{c} {v['cv_map']:.3f}" for c, v in sorted(res.items(), key=lambda kv: -kv[1]["cv_map"])[:3])
+    return f"{d['calibration']} (5-fold-by-artist mAP: {figs})"
 
 
 def register(app: typer.Typer) -> None:
@@ -128,6 +140,7 @@ def register(app: typer.Typer) -> None:
                         with progress_bar(not json_out) as prog:
                             summaries.append(pool.run(store, run_id=run_id, progress=prog))
                 store.finish_run(run_id)
+                refresh_defaults(store)
             for s in summaries:
                 print_summary(s)
             if json_out:
@@ -142,6 +155,7 @@ def register(app: typer.Typer) -> None:
                 s = embed_library(store, models, policy=WindowPolicy.parse(window), run_id=run_id, jobs=jobs,
                                   batch_size=batch_size, progress=prog)
             store.finish_run(run_id)
+            refresh_defaults(store)
         print_summary(s)
         if json_out:
             print_json(s.as_json())
@@ -160,21 +174,26 @@ def register(app: typer.Typer) -> None:
             per_model = {m.model_key: len(store.embedded_track_ids(m.model_key)) for m in models}
             failures = store.failures()
             artists = store.artists()
+            choice = {d["model_key"]: d for d in validation_summary(store)}
         if json_out:
             print_json({
                 "database": str(db) if db else None, "counts": counts,
                 "models": [{"backend": m.backend, "model_key": m.model_key, "weights_kind": m.weights_kind, "dim": m.dim,
-                            "n_layers": m.n_layers, "tracks": per_model[m.model_key]} for m in models],
+                            "n_layers": m.n_layers, "tracks": per_model[m.model_key],
+                            "calibration": _choice_json(choice[m.model_key])} for m in models],
                 "artists": [{"artist": a.name, "artist_id": a.artist_id, "n_tracks": a.n_tracks} for a in artists],
                 "last_run_failures": [{"path": p, "kind": k, "message": msg} for p, k, msg in failures],
             })
             return
         out.print(f"{counts['tracks']} tracks, {counts['artists']} artists, {counts['embeddings']} vectors, "
                   f"{counts['runs']} runs")
-        t = Table("backend", "weights", "dim", "layers", "tracks embedded", "model key")
+        t = Table("backend", "weights", "dim", "layers", "tracks embedded", "calibration", "model key")
         for m in models:
-            t.add_row(m.backend, m.weights_kind, str(m.dim), str(m.n_layers), str(per_model[m.model_key]), m.model_key)
+            t.add_row(m.backend, m.weights_kind, str(m.dim), str(m.n_layers), str(per_model[m.model_key]),
+                      choice[m.model_key]["calibration"], m.model_key)
         out.print(t)
+        for m in models:
+            out.print(f"{m.backend}: default calibration {_choice_text(choice[m.model_key])}", markup=False)
         if failures:
             out.print(f"Last run: {len(failures)} failed file(s)")
             for p, k, msg in failures:
@@ -186,7 +205,7 @@ def register(app: typer.Typer) -> None:
         db: DbOpt = None,
         out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.{json,md,html}.")] = Path("out/report"),
         backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[str, typer.Option("--calibration", help="Calibration (default: the one that wins validation).")] = DEFAULT_CALIBRATION,
+        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Calibration (default: each backend's validated default).")] = None,
     ) -> None:
         """Write the similarity report of a database."""
         with open_db(db, readonly=True) as store:
@@ -204,7 +223,7 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); default musicnn-msd + descriptors.")] = None,
         window: WindowOpt = "middle",
         jobs: JobsOpt = DEFAULT_JOBS,
-        calibration: Annotated[str, typer.Option("--calibration", help="Calibration (default: the one that wins validation).")] = DEFAULT_CALIBRATION,
+        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Calibration (default: each backend's validated default).")] = None,
         fail_on_error: FailOpt = False,
     ) -> None:
         """The main job: ingest → embed → similarity → report."""
@@ -217,6 +236,7 @@ def register(app: typer.Typer) -> None:
                 s1 = ingest_library(store, path, manifest=manifest, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
                 s2 = embed_library(store, models, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
             store.finish_run(run_id)
+            refresh_defaults(store)
             print_summary(s1)
             print_summary(s2)
             rep = build_report(store, backends=[m.name for m in models], calibration=calibration, library=str(path),

@@ -10,7 +10,7 @@ import typer
 
 from ..audio import WindowPolicy
 from ..neighbours import FAISS_MIN_ITEMS
-from ._common import cli_command, open_db, print_json, progress_bar, split_list
+from ._common import cli_command, open_db, print_json, progress_bar, refresh_defaults, split_list
 from .library_cmds import DbOpt, FailOpt, WindowOpt, _exit_for, print_summary
 
 __all__ = ["register"]
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
                 print_summary(s)
                 summaries.append(s)
             store.finish_run(run_id)
+            refresh_defaults(store)
         if json_out:
             print_json([s.as_json() for s in summaries] if len(summaries) > 1 else summaries[0].as_json())
         _exit_for(summaries, fail_on_error)
@@ -83,35 +84,36 @@ def register(app: typer.Typer) -> None:
 
         import numpy as np
 
-        from ..compare import load_view
         from ..errors import BackendUnavailable
-        from ..neighbours import faiss_available, index_dir
-        from ..serve.engine import TrackIndex
+        from ..neighbours import faiss_available
+        from ..query import Engine
 
         if not faiss_available():
             raise BackendUnavailable("soundalike index needs Faiss: pip install 'soundalike[ann]' -c constraints.txt")
         with open_db(db, readonly=True) as store:
-            v = load_view(store, backend=backend, layer=layer)
-            path = index_dir(store.path) / f"tracks-{v.model.model_key}-layer{v.layer}.faiss"
-        doc: dict = {"backend": v.model.backend, "model_key": v.model.model_key, "layer": v.layer,
-                     "n_tracks": len(v.track_ids), "path": None, "built": False, "reused": False}
-        if len(v.track_ids) < max(min_items, 1):
-            doc["message"] = (f"{len(v.track_ids)} tracks: exact search is used below {min_items}; no index built "
-                              "(lower --min-items to build one anyway).")
-        else:
-            t0 = time.perf_counter()
-            idx = TrackIndex(v.track_ids, v.X, v.track_artist, ann_path=path, ann_min_items=0)
-            assert idx.ann is not None
-            doc.update(path=str(path), built=not idx.ann.reused, reused=idx.ann.reused,
-                       seconds=round(time.perf_counter() - t0, 3))
-            if check:
-                rng = np.random.default_rng(0)
-                q = idx.V[rng.choice(len(idx), size=min(check, len(idx)), replace=False)]
-                kk = min(10, len(idx))
-                exact = np.argsort(-(q @ idx.V.T), axis=1, kind="stable")[:, :kk]
-                _, approx = idx.ann.search(q, kk)
-                doc["recall_at_10"] = float(np.mean([len(set(a) & set(e)) / kk for a, e in zip(approx, exact)]))
-                doc["check_queries"] = int(q.shape[0])
+            engine = Engine(store, index="faiss")
+            v = engine.vectors(backend, layer)
+            cal = engine.default_calibration(v)[0]
+            doc: dict = {"backend": v.model.backend, "model_key": v.model.model_key, "layer": v.layer, "calibration": cal,
+                         "n_tracks": len(v.track_ids), "path": None, "built": False, "reused": False}
+            if len(v.track_ids) < max(min_items, 1):
+                doc["message"] = (f"{len(v.track_ids)} tracks: exact search is used below {min_items}; no index built "
+                                  "(lower --min-items to build one anyway).")
+            else:
+                t0 = time.perf_counter()
+                space = engine.space(v, "tracks", cal)
+                engine.attach_index(v, space, "tracks", "faiss")
+                idx = space.index
+                doc.update(path=str(engine.index_path(v, "tracks", cal)), built=not idx.reused, reused=idx.reused,
+                           seconds=round(time.perf_counter() - t0, 3))
+                if check:
+                    rng = np.random.default_rng(0)
+                    q = space.V[rng.choice(len(space), size=min(check, len(space)), replace=False)].astype(np.float32)
+                    kk = min(10, len(space))
+                    exact = np.argsort(-(q @ space.V.T), axis=1, kind="stable")[:, :kk]
+                    _, approx = idx.search(q, kk)
+                    doc["recall_at_10"] = float(np.mean([len(set(a) & set(e)) / kk for a, e in zip(approx, exact)]))
+                    doc["check_queries"] = int(q.shape[0])
         if json_out:
             print_json(doc)
         else:

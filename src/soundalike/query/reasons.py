@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "add_reasons",
     "Traits",
     "traits_from_descriptors",
     "aggregate_traits",
@@ -317,3 +318,32 @@ def compare_traits(query: Traits, neighbour: Traits) -> list[dict]:
 def reason_line(reasons: Sequence[Mapping]) -> str:
     """The reasons as one line of text, ``" · "``-separated (CLI text, reports)."""
     return " · ".join(str(r["text"]) for r in reasons)
+
+
+# --- the engine's hook ------------------------------------------------------------------------
+def add_reasons(engine, query, doc: dict) -> dict:
+    """Give every neighbour of an answer document its ``reasons`` (the engine's ``finish`` hook).
+
+    The query side is the seed as the document names it (``artist_id``, ``artist_ids``,
+    ``track_id`` or ``track_ids``): an artist's traits aggregate its tracks; several seeds are
+    aggregated together. The stored values are loaded once per engine
+    (:class:`~soundalike.query.traits.TraitTable`). Returns `doc`, changed in place.
+    """
+    from .traits import TraitTable, add_reasons as _add
+
+    table = engine._cache.get(("traits",), lambda: TraitTable(engine.store))
+    if not table:
+        for nb in doc.get("neighbours", []):
+            nb["reasons"] = []
+        return doc
+    q = doc.get("query", {})
+    if "track_id" in q:
+        seed = table.track(q["track_id"])
+    elif "track_ids" in q:
+        seed = table.tracks(q["track_ids"])
+    elif "artist_id" in q:
+        seed = table.artist(int(q["artist_id"]))
+    else:
+        seed = table.artists(q.get("artist_ids", []))
+    _add(table, seed, doc.get("neighbours", []))
+    return doc

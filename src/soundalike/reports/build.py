@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..compare import DEFAULT_CALIBRATION, load_view
-from ..similarity import pair_stats, top_k
+from ..query import Engine, Query
+from ..similarity import pair_stats
 from ..store import Store
 from .verdict import build_verdict
 
@@ -27,74 +27,76 @@ def _genre_of(genres_per_track: list[tuple[str, ...]]) -> str | None:
     return majority_genre(genres_per_track)
 
 
-def _quality(view, sim, genre: dict, calibration: str) -> dict:
+def _quality(engine: Engine, backend: str, ids: np.ndarray, score: np.ndarray, genre: dict, calibration: str) -> dict:
     """Same-artist track mAP and artist genre P@1/P@5 with ceilings and chance (CONTRACTS.md).
 
     The genre labels come from tags/manifest and are used only as the reference here.
     """
     from ..metrics import genre_precision_at_k, hubness, same_artist_map
-    from ..similarity import track_similarity
 
     out: dict = {}
-    if len(view.track_ids) > 2:
-        ts = track_similarity(view.X, calibration=calibration)
-        sa = same_artist_map(ts.score, list(view.track_artist))
+    vec = engine.vectors(backend)
+    if len(vec.track_ids) > 2:
+        _, ts, _, _ = engine.track_scores(backend=backend, calibration=calibration)
+        sa = same_artist_map(ts, list(vec.track_artist))
         out["same_artist_map"] = {"value": sa["MAP"], "chance": sa["chance"], "ceiling": sa["ceiling"],
                                   "n_queries": sa["n_queries"]}
-    labels = [genre.get(int(a)) for a in sim.labels]
-    if len(sim.labels) > 2 and sum(g is not None for g in labels) > 1:
+    labels = [genre.get(int(a)) for a in ids]
+    if len(ids) > 2 and sum(g is not None for g in labels) > 1:
         for k in (1, 5):
-            r = genre_precision_at_k(sim.score, labels, k=min(k, len(sim.labels) - 1))
+            r = genre_precision_at_k(score, labels, k=min(k, len(ids) - 1))
             out[f"genre_P@{k}"] = {"value": r[f"P@{r['k']}"], "ceiling": r["ceiling"], "chance": r["chance"],
                                    "n_queries": r["n_queries"]}
-    if len(sim.labels) > 5:
-        h = hubness(sim.score, k=5)
+    if len(ids) > 5:
+        h = hubness(score, k=5)
         out["hubness@5"] = {key: h[key] for key in h if not hasattr(h[key], "__len__")}
     return out
 
 
 def build_report(
-    store: Store, *, backends: list[str] | None = None, calibration: str = DEFAULT_CALIBRATION,
+    store: Store, *, backends: list[str] | None = None, calibration: str | None = None,
     k: int = 5, library: str | None = None, summaries: list[dict] | None = None,
 ) -> dict:
-    """Artist table, pair statistics and top-k neighbours for each stored backend.
+    """Artist table, pair statistics and top-k neighbours for each stored backend, from the query engine.
 
     The first backend is the primary one (its neighbours fill ``neighbours``); every backend
-    gets its own section under ``models``.
+    gets its own section under ``models``. ``calibration`` None: each backend's default.
     """
+    engine = Engine(store)
     names = backends or sorted({m.backend for m in store.models()})
     tracks = store.tracks()
     artists = store.artists()
     genre = {a.artist_id: _genre_of([t.genres for t in tracks if t.artist_id == a.artist_id]) for a in artists}
     sections = []
+    cals = []
     for name in names:
-        view = load_view(store, backend=name)
-        sims = {cal: view.artist_similarity(calibration=cal) for cal in dict.fromkeys(["none", calibration])}
-        sim = sims[calibration]
+        vec = engine.vectors(name)
+        ids, score, raw, cal = engine.artist_scores(backend=name, calibration=calibration)
+        cals.append(cal)
         neighbours = {}
-        for i, aid in enumerate(sim.labels):
-            aname = view.artist_names[int(aid)]
-            neighbours[aname] = [
-                {"artist": view.artist_names[int(sim.labels[nb.index])], "artist_id": int(sim.labels[nb.index]),
-                 "score": round(nb.score, 4), "raw_cosine": round(nb.raw_cosine, 4)}
-                for nb in top_k(sim, aid, k=min(k, len(sim.labels) - 1))
-            ] if len(sim.labels) > 1 else []
+        for aid in ids.tolist():
+            doc = engine.run(Query(artist=int(aid), backend=name, calibration=cal, k=max(min(k, len(ids) - 1), 1))) \
+                if len(ids) > 1 else {"neighbours": []}
+            neighbours[vec.artist_names[int(aid)]] = [
+                {"artist": nb["artist"], "artist_id": nb["artist_id"], "score": round(nb["score"], 4),
+                 "raw_cosine": round(nb["raw_cosine"], 4), "reasons": nb.get("reasons", [])} for nb in doc["neighbours"]]
         sections.append({
-            "name": view.model.backend,
-            "model_key": view.model.model_key,
-            "weights_kind": view.model.weights_kind,
-            "weights_note": WEIGHTS_NOTE.get(view.model.weights_kind, ""),
-            "dim": view.model.dim,
-            "layer": view.layer,
-            "config": view.model.config,
-            "n_tracks": len(view.track_ids),
-            "artists": [view.artist_names[int(a)] for a in sim.labels],
-            "raw_cosine_pairs": pair_stats(sims["none"].raw_cosine),
-            "pairs": pair_stats(sim.score),
-            "raw_cosine_matrix": np.round(sim.raw_cosine, 4).tolist(),
-            "score_matrix": np.round(sim.score, 4).tolist(),
+            "name": vec.model.backend,
+            "model_key": vec.model.model_key,
+            "weights_kind": vec.model.weights_kind,
+            "weights_note": WEIGHTS_NOTE.get(vec.model.weights_kind, ""),
+            "dim": vec.model.dim,
+            "layer": vec.layer,
+            "config": vec.model.config,
+            "calibration": cal,
+            "n_tracks": len(vec.track_ids),
+            "artists": [vec.artist_names[int(a)] for a in ids],
+            "raw_cosine_pairs": pair_stats(raw),
+            "pairs": pair_stats(score),
+            "raw_cosine_matrix": np.round(raw, 4).tolist(),
+            "score_matrix": np.round(score, 4).tolist(),
             "neighbours": neighbours,
-            "metrics": _quality(view, sim, genre, calibration),
+            "metrics": _quality(engine, name, ids, score, genre, cal),
         })
     primary = sections[0] if sections else None
     report = {
@@ -104,7 +106,7 @@ def build_report(
         "n_tracks": len(tracks),
         "n_artists": len(artists),
         "backends": [{"name": s["name"], "weights_kind": s["weights_kind"], "dim": s["dim"]} for s in sections],
-        "calibration": calibration,
+        "calibration": cals[0] if cals else calibration,
         "score_meaning": "calibrated score in [0, 1]: the pair's percentile among all artist pairs of this library "
                          "(raw cosine shown beside it)",
         "artists": [

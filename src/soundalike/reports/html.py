@@ -7,6 +7,7 @@ from html import escape
 import numpy as np
 
 from .tables import quality_rows, report_tables
+from ..query.reasons import reason_line
 from .verdict import verdict_html
 
 __all__ = ["render_html", "heatmap_svg", "histogram_svg", "scatter_svg", "table_html"]
@@ -18,6 +19,7 @@ th{background:#f3f3f3}.warn{background:#fff3cd;padding:.5rem;border:1px solid #e
 .meta{color:#555}svg text{font-size:10px}caption{caption-side:top;text-align:left;color:#555;font-size:.8rem;padding:.25rem 0}
 .note{color:#444;font-size:.85rem;max-width:1000px}.figs{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 figure{margin:0}figcaption{font-size:.85rem;color:#333}td.l{white-space:nowrap}
+.why{color:#666;font-size:.8rem}#verdict li{margin:.3rem 0;max-width:1000px}.verdict-table caption{font-weight:600}
 """
 
 
@@ -197,9 +199,12 @@ def render_html(report: dict) -> str:
             h.append(f"<tr><td>{key}</td><td>{rc[key]:.3f}</td><td>{sc[key]:.3f}</td></tr>")
         h.append("</table>")
         h.append(heatmap_svg(m["artists"], m["score_matrix"], title=f"{m['name']} calibrated scores"))
-        h.append("<table><tr><th>artist</th><th>nearest artists (score; raw cosine)</th></tr>")
+        h.append("<table><tr><th>artist</th><th>nearest artists (score; raw cosine) and musical reasons "
+                 "(neighbour vs query; estimates are heuristic)</th></tr>")
         for artist, nbs in m["neighbours"].items():
-            cells = "; ".join(f"{escape(n['artist'])} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
+            cells = "<br>".join(f"{escape(n['artist'])} ({n['score']:.2f}; {n['raw_cosine']:.2f})"
+                                + (f" <span class='why'>{escape(reason_line(n['reasons']))}</span>" if n.get("reasons") else "")
+                                for n in nbs)
             h.append(f"<tr><td>{escape(artist)}</td><td>{cells}</td></tr>")
         h.append("</table>")
     genre_of = {a["artist"]: a.get("genre") for a in report.get("artists", [])}

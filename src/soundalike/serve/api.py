@@ -12,6 +12,8 @@ from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..errors import ParameterError
+from ..signals import SIGNALS
 from .errors import ApiError
 from .library_state import LibraryState
 from .models import (
@@ -27,7 +29,7 @@ from .models import (
     TrackOut,
     TrackPath,
 )
-from .queries import artist_map, similar_artists, similar_tracks, track_json, track_path
+from .queries import artist_map, parse_signals, similar_artists, similar_tracks, track_json, track_path
 from .upload import Embedder, decode_upload
 
 __all__ = ["router"]
@@ -41,6 +43,8 @@ _ERRORS = {404: {"model": ErrorResponse, "description": "Unknown artist or track
 TRACK_ID = Path(description="Track id: lowercase sha256 hex of the file", min_length=1, max_length=128)
 K = Query(ge=1, le=500, description="How many neighbours")
 BACKEND = Query(description="Backend whose vectors answer (default: the library's best)", max_length=100)
+CALIBRATION = Query(description="Calibration (default: the backend's validated default)", max_length=40)
+LAYER = Query(ge=0, le=256, description="Layer of a multi-layer backend (default: the model's)")
 
 
 def _state(request: Request) -> LibraryState:
@@ -57,19 +61,12 @@ def health(request: Request) -> dict:
     """Liveness plus what this library offers (backends, calibrations, signals)."""
     st = _state(request)
     counts = {m.backend: None for m in st.models}
-    signals = ["audio"]
-    try:
-        from ..signals import SIGNALS
-
-        signals = list(SIGNALS)
-    except ImportError:
-        pass
     return {
         "status": "ok", "version": __version__, "n_tracks": len(st.tracks), "n_artists": len(st.artists),
         "backends": [{"name": m.backend, "weights_kind": m.weights_kind, "dim": m.dim, "n_tracks": counts[m.backend]}
                      for m in st.models],
         "default_backend": st.default_backend, "default_calibration": st.default_calibration,
-        "calibrations": list(st.calibrations), "signals": signals,
+        "calibrations": list(st.calibrations), "signals": list(SIGNALS),
         "subsonic": st.settings.subsonic_enabled, "max_upload_bytes": st.settings.max_upload_bytes,
         "classifier": st.settings.classifier is not None,
     }
@@ -104,11 +101,14 @@ def get_similar_artists(
     k: Annotated[int, K] = 10,
     signals: Annotated[list[str] | None, Query(description="Signals: audio (default), or hybrid ones: "
                                                            "descriptors, tags, refs, graph (repeat or comma-separate)")] = None,
-    calibration: Annotated[str | None, Query(description="Calibration (default: the library's)", max_length=40)] = None,
+    calibration: Annotated[str | None, CALIBRATION] = None,
     backend: Annotated[str | None, BACKEND] = None,
+    profile: Annotated[str, Query(description="Artist profile: centroid or set", max_length=20)] = "centroid",
+    layer: Annotated[int | None, LAYER] = None,
 ) -> dict:
     """Artists that sound like this one, best first, with calibrated scores and per-signal parts."""
-    return similar_artists(_state(request), artist_id, k=k, signals=signals, calibration=calibration, backend=backend)
+    return similar_artists(_state(request), artist_id, k=k, signals=signals, calibration=calibration, backend=backend,
+                           profile=profile, layer=layer)
 
 
 @router.get("/tracks/{track_id}", response_model=TrackOut, responses=_ERRORS)
@@ -127,11 +127,16 @@ def get_similar_tracks(
     seed: Annotated[list[str] | None, Query(description="More seed track ids (multi-seed: their mean vector)")] = None,
     include_seeds: Annotated[bool, Query(description="Keep the seeds in the answer")] = False,
     backend: Annotated[str | None, BACKEND] = None,
+    calibration: Annotated[str | None, CALIBRATION] = None,
+    layer: Annotated[int | None, LAYER] = None,
+    signals: Annotated[list[str] | None, Query(description="Track queries take signals=audio only")] = None,
 ) -> dict:
-    """Tracks that sound like this one (or like several seeds together)."""
+    """Tracks that sound like this one (or like several seeds together); ids or any track reference."""
     seeds = list(dict.fromkeys([track_id, *(seed or [])]))
+    if parse_signals(signals) != ["audio"]:
+        raise ParameterError("Track queries use signals=audio; hybrid signals blend artist scores (ask an artist).")
     return similar_tracks(_state(request), seeds, k=k, exclude_artist=exclude_artist, artist_gap=artist_gap,
-                          backend=backend, exclude_seeds=not include_seeds)
+                          backend=backend, exclude_seeds=not include_seeds, calibration=calibration, layer=layer)
 
 
 @router.get("/path", response_model=TrackPath, responses=_ERRORS)
@@ -147,25 +152,24 @@ def get_path(
 
 
 @router.get("/map", response_model=ArtistMap, responses=_ERRORS)
-def get_map(request: Request, backend: Annotated[str | None, BACKEND] = None) -> dict:
-    """2-D artist map (coordinates in [0, 1]) with each artist's genre."""
-    return artist_map(_state(request), backend=backend)
+def get_map(request: Request, backend: Annotated[str | None, BACKEND] = None,
+            calibration: Annotated[str | None, CALIBRATION] = None) -> dict:
+    """2-D artist map (coordinates in [0, 1]) with each artist's genre: the same layout as `soundalike map`."""
+    return artist_map(_state(request), backend=backend, calibration=calibration)
 
 
 def _embedder(st: LibraryState, backend: str) -> Embedder:
-    view = st.view(backend)
-    return st._models.get(("embedder", backend), lambda: Embedder(view.model, view.layer))
+    vec = st.engine.vectors(backend)
+    return st.extra(("embedder", backend), lambda: Embedder(vec.model, vec.layer))
 
 
 def _genre(st: LibraryState, backend: str, vector) -> tuple[list[dict] | None, str | None]:
     path = st.settings.classifier
     if path is None:
         return None, "No genre classifier configured (train one with `soundalike classify train`, then set SOUNDALIKE_CLASSIFIER)."
-    try:
-        from ..classify import load_model
-    except ImportError:
-        return None, "This build has no genre classifier module."
-    model = st._models.get(("classifier", str(path)), lambda: load_model(path))
+    from ..classify import load_model
+
+    model = st.extra(("classifier", str(path)), lambda: load_model(path))
     if set(model.members) != {backend}:
         return None, f"The classifier needs features of {', '.join(model.members)}; the upload was embedded with {backend}."
     proba = model.predict_proba({backend: vector[None, :]})[0]
@@ -195,21 +199,15 @@ async def query_clip(
         emb = _embedder(st, b)
         windows = decode_upload(data, max_bytes=limit, policy=emb.policy, sample_rate=emb.sample_rate)
         clip = emb.embed(windows)
-        idx = st.track_index(b)
-        q = idx.embed_query(clip.vector)
-        hits = idx.nearest(q, k=k)
-        artists = [{"artist": st.artist_by_id[a].name, "artist_id": a, "score": round(s, 6), "raw_cosine": round(c, 6),
-                    "contributions": {"audio": round(s, 6)}, "signal_scores": {"audio": round(s, 6)},
-                    "genre": st.genre_of.get(a)}
-                   for a, s, c in idx.artist_scores(q)[:k] if a in st.artist_by_id]
+        near = st.engine.nearest_to_vector(clip.vector, k=k, backend=b)
+        artists = [{**nb, "genre": st.genre_of.get(nb["artist_id"])} for nb in near["artists"]]
         genre, note = _genre(st, b, clip.vector)
         return {
             "filename": (file.filename or None) and file.filename[:200], "size_bytes": len(data),
             "duration_s": clip.duration_s, "n_windows": clip.n_windows, "backend": b,
             "weights_kind": emb.model.weights_kind, "model_matches_library": emb.matches_library,
-            "artists": artists,
-            "tracks": [{**track_json(st, st.track(idx.track_ids[j])), "score": round(s, 6), "raw_cosine": round(c, 6)}
-                       for j, s, c in hits],
+            "calibration": near["calibration"], "artists": artists,
+            "tracks": [{**nb, **track_json(st, st.track_by_id[nb["track_id"]])} for nb in near["tracks"]],
             "genre": genre, "genre_note": note,
         }
 

@@ -1,7 +1,8 @@
-"""What the service knows about the library: artists, tracks, albums, and the models per backend.
+"""What the service knows about the library: artists, tracks, albums, and its query engine.
 
-Loaded once in the app's lifespan from a read-only store; similarity models are built per
-(backend, calibration) on first use (the default one during startup) and kept.
+Loaded once in the app's lifespan from a read-only store. Every similarity answer comes from
+``self.engine`` (:class:`soundalike.query.Engine`), the same engine the CLI and the Python API
+use; its models are built (or loaded from the store's saved calibrators) on first use.
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .. import compare, similarity
-from ..errors import ParameterError, UnknownArtistError, UnknownTrackError
+from ..errors import ParameterError, UnknownArtistError
 from ..library import artist_key
-from ..neighbours import index_dir
+from ..query import CALIBRATIONS, Engine, pick_model
 from ..store import Artist, ModelInfo, Store, Track
-from .engine import FULL_MATRIX_MAX_ARTISTS, ON_DEMAND_CALIBRATIONS, ArtistScorer, Lazy, TrackIndex, build_artist_scorer, layout_2d
 from .settings import Settings
 
 __all__ = ["LibraryState", "Album", "album_id"]
@@ -66,7 +63,13 @@ class LibraryState:
         self.settings = settings
         self.store = store or Store(settings.db, readonly=True)
         self.reload_catalogue()
-        self._models = Lazy()
+        cfg = None
+        if settings.hybrid_config:
+            from ..hybrid import HybridConfig
+
+            cfg = HybridConfig.from_yaml(settings.hybrid_config)
+        self.engine = Engine(self.store, default_calibration=settings.calibration, hybrid_config=cfg)
+        self._extras: dict = {}  # the upload embedder and classifier, built on first use
 
     # --- catalogue -----------------------------------------------------------------------------
     def reload_catalogue(self) -> None:
@@ -91,16 +94,18 @@ class LibraryState:
             self.albums_by_artist.setdefault(al.artist_id, []).append(al)
         self.models: list[ModelInfo] = s.models()
         self.backends = sorted({m.backend for m in self.models})
-        self.default_backend = compare.pick_model(s, self.settings.backend).backend if self.models else None
-        self.default_calibration = self.settings.calibration or compare.DEFAULT_CALIBRATION
+        self.default_backend = pick_model(s, self.settings.backend).backend if self.models else None
+
+    @property
+    def default_calibration(self) -> str:
+        """The default backend's calibration (configured, validated default, or fallback)."""
+        if self.default_backend is None:
+            return self.settings.calibration or "center"
+        return self.engine.default_calibration(self.engine.vectors(self.default_backend))[0]
 
     @property
     def calibrations(self) -> tuple[str, ...]:
-        """Calibrations this library can be scored with (from ``similarity.CALIBRATIONS``)."""
-        known = tuple(getattr(similarity, "CALIBRATIONS", ("none", "center")))
-        if len(self.artists) > FULL_MATRIX_MAX_ARTISTS:
-            return tuple(c for c in known if c in ON_DEMAND_CALIBRATIONS)
-        return known
+        return CALIBRATIONS
 
     def artist(self, artist_id: int) -> Artist:
         try:
@@ -108,11 +113,9 @@ class LibraryState:
         except (KeyError, ValueError):
             raise UnknownArtistError(f"No artist with id {artist_id!r} in this library; list them with GET /api/artists.") from None
 
-    def track(self, track_id: str) -> Track:
-        t = self.track_by_id.get(track_id)
-        if t is None:
-            raise UnknownTrackError(f"No track with id {track_id!r} in this library; track ids are sha256 hex digests.")
-        return t
+    def track(self, ref: str) -> Track:
+        """The track a reference names: a track id, a sha256 prefix, a manifest id or "Artist - Title"."""
+        return self.engine.track(ref)
 
     def find_artists(self, q: str | None) -> list[Artist]:
         """Artists whose normalised name contains the normalised query (all when empty)."""
@@ -133,60 +136,21 @@ class LibraryState:
                                  f"run `soundalike embed --backend {backend}`.")
         return backend
 
-    def resolve_calibration(self, calibration: str | None) -> str:
-        cal = calibration or self.default_calibration
-        allowed = self.calibrations
-        if cal not in allowed:
-            raise ParameterError(f"calibration={cal!r} is not valid here; choose one of {', '.join(allowed)}.")
-        return cal
-
-    def view(self, backend: str | None = None) -> compare.LibraryView:
-        b = self.resolve_backend(backend)
-        return self._models.get(("view", b), lambda: compare.load_view(self.store, backend=b))
-
-    def scorer(self, backend: str | None = None, calibration: str | None = None) -> ArtistScorer:
-        b = self.resolve_backend(backend)
-        cal = self.resolve_calibration(calibration)
-
-        def build() -> ArtistScorer:
-            v = self.view(b)
-            log.info("building artist scores for %s / %s (%d tracks)", b, cal, len(v.track_ids))
-            return build_artist_scorer(v.X, v.track_artist, calibration=cal)
-
-        return self._models.get(("scorer", b, cal), build)
-
-    def track_index(self, backend: str | None = None) -> TrackIndex:
-        b = self.resolve_backend(backend)
-
-        def build() -> TrackIndex:
-            v = self.view(b)
-            # large libraries get a Faiss index saved beside the store and reused across restarts
-            ann_path = index_dir(self.settings.db) / f"tracks-{v.model.model_key}-layer{v.layer}.faiss"
-            return TrackIndex(v.track_ids, v.X, v.track_artist, ann_path=ann_path)
-
-        return self._models.get(("tracks", b), build)
+    def extra(self, key, build):
+        """A cached helper object (upload embedder, classifier) built once."""
+        return self.engine._cache.get(("extra",) + tuple(key), build)
 
     def model_info(self, backend: str | None = None) -> ModelInfo:
-        return self.view(backend).model
-
-    def map_layout(self, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(artist ids (n,), coordinates (n, 2) in [0, 1])`` of the artist map."""
-        b = self.resolve_backend(backend)
-
-        def build():
-            v = self.view(b)
-            Xn = similarity.l2_normalize(np.asarray(v.X, np.float64))
-            uniq, P = similarity.artist_profiles(Xn - Xn.mean(axis=0), v.track_artist, kind="centroid")
-            return np.asarray(uniq), layout_2d(similarity.l2_normalize(P))
-
-        return self._models.get(("map", b), build)
+        return self.engine.vectors(self.resolve_backend(backend)).model
 
     def warm_up(self) -> None:
-        """Build the default models now (startup), so the first queries are fast."""
+        """Build (or load) the default models now (startup), so the first queries are fast."""
         if self.default_backend is None:
             return
-        self.scorer(None, None)
-        self.track_index(None)
+        vec = self.engine.vectors(self.default_backend)
+        cal = self.engine.default_calibration(vec)[0]
+        for level in ("artists", "tracks"):
+            self.engine.space(vec, level, cal)
 
     def file_path(self, track: Track) -> Path:
         return Path(track.path)

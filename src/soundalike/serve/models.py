@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ErrorBody",
@@ -89,13 +89,18 @@ class ArtistDetail(ArtistOut):
 
 
 class Reason(BaseModel):
-    kind: str = Field(description="tempo, key, loudness, estimate, tag, ...")
-    text: str = Field(description="The comparison in words, with units (neighbour vs query)")
+    """One musical trait compared (CONTRACTS ``reasons``): measured values, units in ``text``."""
+
+    kind: str = Field(description="tag, tempo, key, loudness or estimate")
+    text: str = Field(description="The comparison in words with units; 'X vs Y' reads neighbour vs query")
     query: Any = Field(default=None, description="The query side's value(s)")
     neighbour: Any = Field(default=None, description="The neighbour's value(s)")
 
 
 class Neighbour(BaseModel):
+    """An artist neighbour of the query engine's document (its further fields are kept)."""
+
+    model_config = ConfigDict(extra="allow")
     artist: str
     artist_id: int
     score: float = Field(description="Calibrated score in [0, 1]: the pair's percentile among all artist pairs")
@@ -103,38 +108,39 @@ class Neighbour(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict, description="Weighted part of each signal in score")
     signal_scores: dict[str, float | None] = Field(default_factory=dict, description="Each signal's own calibrated score")
     genre: str | None = None
-    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared (measured values, units)")
-
-
-class Query(BaseModel):
-    artist: str | None = None
-    artist_id: int | None = None
-    track_id: str | None = None
+    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared, from measured values")
 
 
 class SimilarArtists(BaseModel):
-    """The ``similar --json`` shape of CONTRACTS.md (fields added, none renamed)."""
+    """The ``similar --json`` shape of CONTRACTS.md (fields added, none renamed): the query engine's document."""
 
-    query: Query
+    model_config = ConfigDict(extra="allow")
+    query: dict[str, Any] = Field(description='{"artist", "artist_id"}, or {"artist_ids": [...]} for several seeds')
     backend: str
     weights_kind: str
     calibration: str
     layer: int
-    profile: str
+    profile: str | None
     signals_used: list[str]
     neighbours: list[Neighbour]
 
 
 class TrackNeighbour(TrackOut):
-    score: float = Field(description="Percentile of the pair among all track pairs, in [0, 1]")
-    raw_cosine: float = Field(description="Cosine of the centred track vectors")
+    model_config = ConfigDict(extra="allow")
+    score: float = Field(description="Calibrated score in [0, 1] (the pair's percentile among all track pairs, "
+                                     "or its mutual-proximity probability)")
+    raw_cosine: float = Field(description="Cosine of the raw track vectors")
+    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared, from measured values")
 
 
 class SimilarTracks(BaseModel):
-    query: dict[str, list[str] | str | None]
+    """The ``similar --json`` document of a track query, with catalogue fields on each neighbour."""
+
+    model_config = ConfigDict(extra="allow")
+    query: dict[str, Any]
     backend: str
     weights_kind: str
-    calibration: str = "center"
+    calibration: str
     exclude_artist: bool
     artist_gap: int
     neighbours: list[TrackNeighbour]
@@ -145,6 +151,7 @@ class TrackPath(BaseModel):
     end: str
     backend: str
     weights_kind: str
+    calibration: str
     steps: list[TrackNeighbour]
 
 
@@ -160,6 +167,7 @@ class MapPoint(BaseModel):
 class ArtistMap(BaseModel):
     backend: str
     weights_kind: str
+    calibration: str
     method: str
     genres: list[str]
     points: list[MapPoint]

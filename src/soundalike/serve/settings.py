@@ -45,9 +45,9 @@ class Settings:
         The library database (opened read-only by the service).
     backend : str, optional
         Backend whose vectors answer similarity queries; default: the store's best model
-        (``compare.pick_model``).
+        (``query.pick_model``).
     calibration : str
-        Default calibration of artist scores (``compare.DEFAULT_CALIBRATION``).
+        Overrides every backend's validated default calibration (``query.Engine``).
     max_upload_bytes : int > 0
         Largest accepted upload for ``POST /api/query`` (413 above it).
     api_token : str, optional

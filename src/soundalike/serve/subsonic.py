@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, Response
 from ..errors import ParameterError, SoundalikeError
 from ..store import Track
 from .library_state import LibraryState
-from .queries import similar_tracks, track_path
+from .queries import similar_artists, similar_tracks, track_path
 from .subsonic_wire import Params, SubsonicError, authenticate, failed, ok, read_params
 
 __all__ = ["router", "EXTENSIONS"]
@@ -132,7 +132,7 @@ def _seed_tracks(state: LibraryState, ids: list[str]) -> list[str]:
             out.extend(state.albums[_album(state, raw)].track_ids)
         else:
             out.extend(t.track_id for t in state.tracks_by_artist.get(_artist(state, raw), []))
-    embedded = state.track_index(None).pos
+    embedded = set(state.engine.vectors(state.default_backend).track_ids)
     out = [t for t in dict.fromkeys(out) if t in embedded]
     if not out:
         raise SubsonicError(70, "None of the given items has analysed audio yet; run `soundalike embed`.")
@@ -228,9 +228,11 @@ def _sonic_path(state, p):
 def _artist_info(state: LibraryState, p: Params) -> dict:
     aid = _artist(state, p.require("id"))
     count = p.int("count", 20, lo=1, hi=500)
-    scorer = state.scorer(None, None)
-    similar = scorer.top(aid, k=count) if scorer.has(aid) else []
-    return {"similarArtist": [artist_id3(state, a) for a, _, _ in similar if a in state.artist_by_id]}
+    try:
+        similar = similar_artists(state, aid, k=count)["neighbours"]
+    except ParameterError:  # the artist has no analysed audio yet
+        similar = []
+    return {"similarArtist": [artist_id3(state, nb["artist_id"]) for nb in similar if nb["artist_id"] in state.artist_by_id]}
 
 
 def _artist_info2(state, p):

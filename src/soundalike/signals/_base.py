@@ -56,6 +56,7 @@ class SignalContext:
     artist_ids : np.ndarray [shape=(n,)]   the artists to score, in matrix order
     names : dict[int, str]                 artist id -> name
     store : Store | None
+    engine : soundalike.query.Engine | None   the query engine (made from ``store`` when None)
     backend, calibration, profile, layer : options of the audio signal
     csv : dict[str, Path]                  signal name -> CSV file (refs, graph, tags)
     enrichment : dict | None               ``soundalike.enrich.signal_inputs(store)``
@@ -67,6 +68,7 @@ class SignalContext:
     artist_ids: np.ndarray
     names: dict[int, str]
     store: Any = None
+    engine: Any = None
     backend: str | None = None
     calibration: str = "center"
     profile: str = "centroid"

@@ -10,23 +10,29 @@ __all__ = ["compute", "backend_scores"]
 
 
 def backend_scores(ctx: SignalContext, name: str, backend: str | None, calibration: str) -> SignalScores:
-    """Artist scores of one backend over ``ctx.artist_ids`` (NaN for artists without vectors)."""
-    from ..compare import load_view
+    """Artist scores of one backend over ``ctx.artist_ids`` (NaN for artists without vectors).
+
+    Read from the query engine's calibrated artist space, so a blend's audio part equals the
+    audio-only answer.
+    """
     from ..errors import ParameterError
+    from ..query import Engine
 
     if ctx.store is None:
         return empty_scores(name, ctx.artist_ids, "no library")
+    engine = ctx.engine if ctx.engine is not None else Engine(ctx.store)
     try:
-        view = load_view(ctx.store, backend=backend, layer=ctx.layer if name == "audio" else None)
+        vec = engine.vectors(backend, ctx.layer if name == "audio" else None)
+        ids, score, raw, cal = engine.artist_scores(backend=vec.model.backend, layer=vec.layer,
+                                                    calibration=calibration, profile=ctx.profile)
     except ParameterError as exc:
         return empty_scores(name, ctx.artist_ids, str(exc))
-    sim = view.artist_similarity(calibration=calibration, profile=ctx.profile)
-    S = aligned_matrix(ctx.artist_ids, sim.labels, sim.score)
-    has = np.isin(ctx.artist_ids, sim.labels)
-    note = f"{view.model.backend} ({view.model.weights_kind} weights), calibration {calibration}, profile {ctx.profile}"
+    S = aligned_matrix(ctx.artist_ids, ids, score)
+    has = np.isin(ctx.artist_ids, ids)
+    note = f"{vec.model.backend} ({vec.model.weights_kind} weights), calibration {cal}, profile {ctx.profile}"
     return SignalScores(name, np.asarray(ctx.artist_ids), S, float(has.mean()) if has.size else 0.0, note,
-                        details={"backend": view.model.backend, "weights_kind": view.model.weights_kind,
-                                 "layer": view.layer, "raw_cosine": aligned_matrix(ctx.artist_ids, sim.labels, sim.raw_cosine)})
+                        details={"backend": vec.model.backend, "weights_kind": vec.model.weights_kind,
+                                 "layer": vec.layer, "raw_cosine": aligned_matrix(ctx.artist_ids, ids, raw)})
 
 
 def compute(ctx: SignalContext) -> SignalScores:

@@ -1,0 +1,125 @@
+"""Tracks and artists addressed the way users name them (CONTRACTS "track reference").
+
+A track reference is tried in this order: an existing file path; a sha256 prefix of at least
+6 hex digits; a manifest ``track_id`` (``tracks.external_id``, exact); ``"Artist - Title"``
+(normalised like artist keys). It must name exactly one track; otherwise the error is one line
+listing the closest candidates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import UnknownArtistError, UnknownTrackError
+from ..library import artist_key
+from ..store import Artist, Track
+
+__all__ = ["resolve_track", "resolve_artist", "track_label", "MIN_PREFIX"]
+
+#: shortest sha256 prefix accepted as a track reference
+MIN_PREFIX = 6
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def track_label(t: Track) -> str:
+    """``"Artist - Title"`` (the file stem when the track has no title)."""
+    return f"{t.artist} - {t.title or Path(t.path).stem}"
+
+
+def _candidates(tracks: Sequence[Track], ref: str, n: int = 3) -> str:
+    labels = {f"{track_label(t)} ({t.track_id[:8]})": t for t in tracks}
+    keys = {artist_key(k): k for k in labels}
+    close = difflib.get_close_matches(artist_key(ref), list(keys), n=n, cutoff=0.4)
+    if not close:
+        return " List the tracks with `soundalike tracks`."
+    return " Closest: " + "; ".join(keys[c] for c in close) + "."
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
+    """The one track `ref` names (see the module docstring).
+
+    Raises
+    ------
+    UnknownTrackError   unknown or ambiguous, with the closest candidates in one line
+    """
+    ref = str(ref).strip()
+    if not ref:
+        raise UnknownTrackError("An empty track reference; give a path, a track id prefix, a manifest id or 'Artist - Title'.")
+    p = Path(ref).expanduser()
+    if len(ref) < 4096 and p.is_file():
+        resolved = str(p.resolve())
+        by_path = [t for t in tracks if t.path == resolved or t.path == ref]
+        if by_path:
+            return by_path[0]
+        digest = _file_sha256(p)
+        hit = [t for t in tracks if t.track_id == digest]
+        if hit:
+            return hit[0]
+        raise UnknownTrackError(f"The file {ref!r} is not in this library; run `soundalike ingest` on its folder first.")
+    low = ref.lower()
+    if len(low) >= MIN_PREFIX and _HEX.match(low):
+        hits = [t for t in tracks if t.track_id.startswith(low)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            shown = "; ".join(f"{t.track_id[:12]} {track_label(t)}" for t in hits[:5])
+            raise UnknownTrackError(f"Track id prefix {ref!r} matches {len(hits)} tracks ({shown}); give more digits.")
+    hits = [t for t in tracks if t.external_id is not None and t.external_id == ref]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        shown = "; ".join(f"{t.track_id[:12]} {track_label(t)}" for t in hits[:5])
+        raise UnknownTrackError(f"Manifest id {ref!r} names {len(hits)} tracks ({shown}); use a track id prefix.")
+    hits = _by_artist_title(tracks, ref)
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        shown = "; ".join(f"{t.track_id[:12]} {t.path}" for t in hits[:5])
+        raise UnknownTrackError(f"{ref!r} names {len(hits)} tracks ({shown}); use a track id prefix or a path.")
+    raise UnknownTrackError(f"No track {ref!r} in this library (tried path, id prefix, manifest id, 'Artist - Title')."
+                            + _candidates(tracks, ref))
+
+
+def _by_artist_title(tracks: Sequence[Track], ref: str) -> list[Track]:
+    parts = ref.split(" - ")
+    found: dict[str, Track] = {}
+    for cut in range(1, len(parts)):  # titles and names may themselves hold " - "
+        a, title = artist_key(" - ".join(parts[:cut])), artist_key(" - ".join(parts[cut:]))
+        for t in tracks:
+            if t.artist_id is not None and artist_key(t.artist) == a and artist_key(t.title or Path(t.path).stem) == title:
+                found[t.track_id] = t
+    return list(found.values())
+
+
+def resolve_artist(artists: Sequence[Artist], ref: str | int) -> Artist:
+    """The artist named `ref`: an artist id (int) or a name (normalised); the error lists close names."""
+    if isinstance(ref, int):
+        for a in artists:
+            if a.artist_id == ref:
+                return a
+        raise UnknownArtistError(f"No artist with id {ref} in this library; list them with `soundalike tracks`.")
+    key = artist_key(str(ref))
+    for a in artists:
+        if a.name_key == key:
+            return a
+    keys = {a.name_key: a.name for a in artists}
+    close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.5)
+    close += [k for k in keys if key and key in k and k not in close][:3]
+    names = [keys[k] for k in close]
+    hint = f" Did you mean: {', '.join(names)}?" if names else " List the artists with `soundalike tracks`."
+    raise UnknownArtistError(f"Unknown artist {str(ref)!r}.{hint}", suggestions=names)
