@@ -164,17 +164,20 @@ def test_page_at_10k_artists_offline(browser, store_10k):
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory) -> Path:
-    """The bundled demo library: descriptors vectors + musicnn's real MSD taggram (filled in)."""
+    """The bundled demo library (10 s middle windows, to keep the test short): descriptors vectors
+    + musicnn's real MSD taggram, filled in as for an older store."""
+    from soundalike.audio import WindowPolicy
     from soundalike.backends import load_backend
     from soundalike.pipeline import embed, ingest
     from soundalike.query.traits import fill_taggrams
     from soundalike.store import Store
 
     db = tmp_path_factory.mktemp("demo") / "library.db"
+    policy = WindowPolicy.parse("middle:10")
     with Store(db) as store:
-        ingest(store, REPO / "demo", manifest=REPO / "demo" / "manifest.csv")
-        embed(store, [load_backend("descriptors")], jobs=2)
-        fill_taggrams(store, jobs=2)
+        ingest(store, REPO / "demo", manifest=REPO / "demo" / "manifest.csv", policy=policy)
+        embed(store, [load_backend("descriptors")], policy=policy, jobs=2)
+        fill_taggrams(store, jobs=2)  # takes the stored vectors' windows
     return db
 
 

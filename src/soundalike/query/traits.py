@@ -137,12 +137,18 @@ class TraitTable:
         return compare_traits(query, neighbour)
 
 
-def fill_taggrams(store: Store, *, jobs: int = 1, device: str = "cpu", progress=None):
+def fill_taggrams(store: Store, *, policy=None, jobs: int = 1, device: str = "cpu", progress=None):
     """Compute musicnn's MSD taggram for the stored tracks that lack it (an older store).
 
-    Uses the window policy of the stored ``musicnn-msd`` vectors (else the default ``middle``),
-    so the tags describe the same audio as the embeddings. Needs the musicnn weights
-    (``pip install --no-deps musicnn==0.1.0``); tracks that already have it are skipped.
+    Parameters
+    ----------
+    policy : WindowPolicy, optional
+        Which windows are analysed. Default: the windows of the stored ``musicnn-msd`` vectors,
+        else of the model with the most vectors, else ``middle`` — so the tags describe the
+        same audio as the embeddings.
+
+    Needs the musicnn weights (``pip install --no-deps musicnn==0.1.0``); tracks that already
+    have a taggram are skipped.
 
     Returns
     -------
@@ -157,11 +163,13 @@ def fill_taggrams(store: Store, *, jobs: int = 1, device: str = "cpu", progress=
     n_tracks = store.counts()["tracks"]
     if tm is not None and len(store.embedded_track_ids(tm.model_key)) >= n_tracks:
         return None
-    policy = WindowPolicy()
-    for m in store.models_for_backend(TAGGRAM_BACKEND):
-        if isinstance(m.config, dict) and m.config.get("window"):
-            policy = WindowPolicy.parse(str(m.config["window"]))
-            break
+    if policy is None:
+        policy = WindowPolicy()
+        candidates = store.models_for_backend(TAGGRAM_BACKEND) or [_most_tracks(store, store.models())]
+        for m in candidates:
+            if m is not None and isinstance(m.config, dict) and m.config.get("window"):
+                policy = WindowPolicy.parse(str(m.config["window"]))
+                break
     model = load_backend(TAGGRAM_BACKEND, output="taggram", device=device)
     return embed(store, [model], policy=policy, jobs=jobs, progress=progress)
 
