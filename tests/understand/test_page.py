@@ -229,3 +229,32 @@ def test_docs_and_redoc_render_offline(browser, tmp_path):
         expect(page.get_by_text("/api/artists/{artist_id}/similar").first).to_be_attached()
         page.screenshot(path=str(SCREENS / "docs_redoc.png"))
         assert not blocked, blocked
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.requires_import("torch")
+def test_report_opens_with_the_verdict_offline(browser, demo_store, tmp_path):
+    """The demo report in Chromium: the verdict first, the seeds' tables, the heatmap legend, reasons."""
+    from playwright.sync_api import expect
+
+    from soundalike.reports import write_reports
+    from soundalike.reports.build import build_report
+    from soundalike.store import Store
+
+    with Store(demo_store, readonly=True) as store:
+        rep = build_report(store, backends=["descriptors"])
+    paths = write_reports(rep, tmp_path / "report")
+    page, blocked, errors, _ = browser.page(paths["html"].as_uri())
+    page.goto(paths["html"].as_uri())
+    verdict = page.locator("#verdict")
+    expect(verdict).to_be_visible()
+    assert page.evaluate("document.querySelector('#verdict').getBoundingClientRect().top < "
+                         "document.querySelector('h2:not(#verdict h2)').getBoundingClientRect().top")
+    expect(verdict.locator("li").first).to_contain_text("raw cosine spans")
+    expect(verdict).to_contain_text("Vril ↔ Sabrina Carpenter")
+    expect(page.get_by_text("calibrated score (0–1)").first).to_be_attached()  # the heatmap's colour legend
+    expect(page.locator("svg text title", has_text="Giovanni Pierluigi da Palestrina").first).to_be_attached()
+    expect(page.locator("span.why").first).to_contain_text("BPM")  # reasons beside the neighbours
+    page.screenshot(path=str(SCREENS / "report_demo.png"), full_page=True)
+    assert not blocked, blocked

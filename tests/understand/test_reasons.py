@@ -147,3 +147,45 @@ def test_descriptor_values_round_trip_to_a_key_and_artist_aggregation():
     assert (a.tempo_bpm, a.key, a.n_tracks, round(a.key_share, 3)) == (120, "A minor", 3, 0.667)
     assert a.loudness_lufs == pytest.approx(-10.0)
     assert compare_traits(a, a)[1]["text"] == "both A minor (most tracks)"
+
+
+def test_reasons_reach_the_cli_text_json_and_http_api(constructed_store):
+    """One engine, one document: the CLI (text and --json), the Python API and the HTTP API all carry them."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    import soundalike
+    from soundalike.cli import app
+    from soundalike.serve import Settings, create_app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["similar", "Minor120", "--db", str(constructed_store), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    (nb,) = doc["neighbours"]
+    tempo = next(r for r in nb["reasons"] if r["kind"] == "tempo")
+    assert tempo == {"kind": "tempo", "text": "126 vs 120 BPM (faster by 6 BPM)", "query": pytest.approx(120, abs=1.5),
+                     "neighbour": pytest.approx(126, abs=1.5)}
+    text = runner.invoke(app, ["similar", "Minor120", "--db", str(constructed_store)])
+    assert text.exit_code == 0, text.output
+    assert "1. Major126: " in text.stdout and "126 vs 120 BPM" in text.stdout and "C major vs A minor" in text.stdout
+    py = soundalike.similar(constructed_store, artist="Minor120")
+    assert py["neighbours"][0]["reasons"] == nb["reasons"]
+    with TestClient(create_app(Settings(db=constructed_store))) as client:
+        aid = doc["query"]["artist_id"]
+        web = client.get(f"/api/artists/{aid}/similar").json()
+        assert web["neighbours"][0]["reasons"] == nb["reasons"]
+        tid = client.get(f"/api/artists/{aid}").json()["tracks"][0]["track_id"]
+        tracks = client.get(f"/api/tracks/{tid}/similar").json()
+        assert {r["kind"] for r in tracks["neighbours"][0]["reasons"]} >= {"tempo", "key", "loudness"}
+        audio = client.get(f"/api/tracks/{tid}/audio", headers={"Range": "bytes=0-1023"})
+        assert audio.status_code == 206 and audio.headers["content-type"] == "audio/wav"
+        assert audio.headers["content-range"].startswith("bytes 0-1023/") and len(audio.content) == 1024
+        assert client.get("/api/tracks/ffffff/audio").status_code == 404
+        docs = client.get("/docs")
+        assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+        assert "default-src 'self'" in docs.headers["content-security-policy"]
+        assert client.get("/docs-assets/redoc.standalone.js").status_code == 200
+        assert client.get("/docs-assets/..%2Fcore.py").status_code == 404

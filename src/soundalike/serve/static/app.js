@@ -19,6 +19,10 @@ function el(tag, attrs = {}, text) {
   return e;
 }
 
+function weightsLabel(kind) {
+  return kind === "none" ? "signal processing, no weights" : `${kind} weights`;
+}
+
 function fmtDuration(s) {
   if (s == null) return "";
   const m = Math.floor(s / 60), r = Math.round(s % 60);
@@ -28,7 +32,7 @@ function fmtDuration(s) {
 // --- map ------------------------------------------------------------------------------------
 async function loadMap() {
   const doc = await api("/api/map");
-  $("#map-method").textContent = `${doc.points.length} artists · ${doc.backend} (${doc.weights_kind} weights) · ${doc.method}`;
+  $("#map-method").textContent = `${doc.points.length} artists · ${doc.backend} (${weightsLabel(doc.weights_kind)}) · ${doc.method}`;
   for (const p of doc.points) state.names.set(p.artist_id, p.name);
   state.map.setPoints(doc.points);
   $("#legend").replaceChildren(...state.map.legend.map((g) => {
@@ -117,7 +121,7 @@ async function showNeighbours(id, name) {
   $("#neighbours-meta").textContent = "loading…";
   try {
     const doc = await api(`/api/artists/${id}/similar?k=10&signals=${encodeURIComponent(signals)}`);
-    $("#neighbours-meta").textContent = `${doc.backend} (${doc.weights_kind} weights) · calibration ${doc.calibration} · signals ${doc.signals_used.join(", ")} · score = calibrated, in [0, 1]; reasons from measured tempo, key, loudness, estimates and musicnn tags`;
+    $("#neighbours-meta").textContent = `${doc.backend} (${weightsLabel(doc.weights_kind)}) · calibration ${doc.calibration} · signals ${doc.signals_used.join(", ")} · score = calibrated, in [0, 1]; reasons from measured tempo, key, loudness, estimates and musicnn tags`;
     $("#neighbours").replaceChildren(...doc.neighbours.map(neighbourItem));
     if (state.selected === id) state.map.select(id, doc.neighbours.map((n) => n.artist_id));
   } catch (err) {
@@ -129,7 +133,8 @@ async function showNeighbours(id, name) {
 async function selectArtist(id, { centre = false } = {}) {
   state.selected = id;
   const i = state.map.select(id, []);
-  if (centre && i !== undefined) state.map.centreOn(i, state.map.k0 * 4);
+  // In a large library, bring the artist into view close enough for its neighbours' labels.
+  if (centre && i !== undefined && state.map.n > 300) state.map.centreOn(i, state.map.k0 * 4);
   const name = state.names.get(id) || `artist ${id}`;
   document.body.dataset.selected = String(id);
   await Promise.all([showArtist(id).catch((err) => { $("#artist-meta").textContent = err.message; }), showNeighbours(id, name)]);

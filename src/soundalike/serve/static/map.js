@@ -135,7 +135,8 @@ class ArtistMap {
     this.stats.labels = this._drawLabels(r0, W, H);
     this.stats.visible = visible;
     this.stats.draws++;
-    this.stats.lastDrawMs = performance.now() - t0;
+    this.stats.lastDrawEnd = performance.now();
+    this.stats.lastDrawMs = this.stats.lastDrawEnd - t0;
     if (this.stats.firstDrawAt === null && this.n) {
       this.stats.firstDrawAt = performance.now();
       performance.mark("soundalike-map-drawn");
