@@ -232,7 +232,7 @@ def _tempo_reason(q: Traits, n: Traits) -> dict | None:
     elif abs(ratio - 0.5) <= TEMPO_CLOSE:
         text += " (half time)"
     else:
-        text += f" ({'faster' if b > a else 'slower'} by {abs(b - a):.0f} BPM)"
+        text += f" ({'faster' if b > a else 'slower'} by {abs(round(b) - round(a)):.0f} BPM)"  # as the shown values differ
     return _reason("tempo", text, round(a, 1), round(b, 1))
 
 
@@ -265,7 +265,7 @@ def _loudness_reason(q: Traits, n: Traits) -> dict | None:
     if abs(d) < LOUDNESS_SAME_LU:
         text = f"same loudness ({vals})"
     else:
-        text = f"{'louder' if d > 0 else 'quieter'} by {abs(d):.0f} LU ({vals})"
+        text = f"{'louder' if d > 0 else 'quieter'} by {abs(round(b) - round(a)):.0f} LU ({vals})"
     return _reason("loudness", text, round(a, 1), round(b, 1))
 
 
