@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..errors import ParameterError
 from ..query import CALIBRATIONS, PROFILES, Engine, layout_method
-from ._common import cli_command, err, open_db, out, print_json
+from ._common import BackendOpt, CalibrationOpt, JsonOpt, LayerOpt, cli_command, err, open_db, out, print_json
 from .library_cmds import DbOpt
 
 __all__ = ["register", "svg_map"]
@@ -51,13 +51,13 @@ def register(app: typer.Typer) -> None:
     @cli_command
     def matrix(
         db: DbOpt = None,
-        backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Default: the backend's validated default.")] = None,
-        layer: Annotated[Optional[int], typer.Option("--layer")] = None,
+        backend: BackendOpt = None,
+        calibration: CalibrationOpt = None,
+        layer: LayerOpt = None,
         profile: Annotated[str, typer.Option("--profile")] = "centroid",
         raw: Annotated[bool, typer.Option("--raw", help="Show raw cosine instead of the calibrated score.")] = False,
         out_path: Annotated[Optional[Path], typer.Option("--out", help="Write CSV (or .json) instead of a table.")] = None,
-        json_out: Annotated[bool, typer.Option("--json")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Artist × artist similarity matrix (calibrated scores in [0, 1]; --raw for raw cosine)."""
         _check(calibration, profile)
@@ -98,11 +98,11 @@ def register(app: typer.Typer) -> None:
     @cli_command
     def map_(
         db: DbOpt = None,
-        backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[Optional[str], typer.Option("--calibration", help="Default: the backend's validated default.")] = None,
-        layer: Annotated[Optional[int], typer.Option("--layer")] = None,
+        backend: BackendOpt = None,
+        calibration: CalibrationOpt = None,
+        layer: LayerOpt = None,
         out_path: Annotated[Optional[Path], typer.Option("--out", help="Write .svg, .csv or .json.")] = None,
-        json_out: Annotated[bool, typer.Option("--json")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """A 2-D map of the artists: the same layout as the web page's /api/map (PCA of calibrated profiles)."""
         _check(calibration, "centroid")

@@ -12,7 +12,7 @@ from rich.text import Text
 from ..backends import backend_statuses
 from ..query import CALIBRATIONS, PROFILES, Engine, Query, split_signals
 from ..signals import SIGNALS
-from ._common import cli_command, open_db, out, print_json, split_list
+from ._common import BackendOpt, CalibrationOpt, JsonOpt, LayerOpt, cli_command, open_db, out, print_json, split_list
 from .library_cmds import DbOpt
 
 
@@ -25,10 +25,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json([s.as_json() for s in statuses])
             return
-        t = Table("backend", "status", "weights", "dim", "rate", "how to make it ready")
+        t = Table("backend", "status", "weights", "dim", "rate")
         for s in statuses:
-            t.add_row(s.name, s.status, s.weights_kind or "–", str(s.embedding_size), str(s.sample_rate), s.install_hint)
+            t.add_row(s.name, s.status, s.weights_kind or "–", str(s.embedding_size), str(s.sample_rate))
         out.print(t)
+        # each fix whole (paths, URLs and commands are never cut by a table column), as plain text
+        for s in statuses:
+            if s.status != "ready" and s.install_hint:
+                out.print(Text(f"{s.name}: {s.install_hint}"))
 
     @app.command()
     @cli_command
@@ -36,16 +40,16 @@ def register(app: typer.Typer) -> None:
         artist: Annotated[Optional[str], typer.Argument(help="Artist name (case and spacing are normalised).")] = None,
         k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 10,
         db: DbOpt = None,
-        backend: Annotated[Optional[str], typer.Option("--backend", "-b")] = None,
-        calibration: Annotated[Optional[str], typer.Option("--calibration", help=f"One of: {', '.join(CALIBRATIONS)} (default: the backend's validated default).")] = None,
-        layer: Annotated[Optional[int], typer.Option("--layer", help="Layer of a multi-layer backend.")] = None,
+        backend: BackendOpt = None,
+        calibration: CalibrationOpt = None,
+        layer: LayerOpt = None,
         profile: Annotated[str, typer.Option("--profile", help="Artist profile: centroid or set.")] = "centroid",
         signals: Annotated[Optional[list[str]], typer.Option("--signals", help=f"Hybrid signals ({', '.join(SIGNALS)}); repeat or comma-separate.")] = None,
         config: Annotated[Optional[Path], typer.Option("--config", help="Hybrid config YAML (weights, CSV inputs).")] = None,
         track: Annotated[Optional[str], typer.Option("--track", help="Query a track: a path, a track id prefix (>= 6 hex), a manifest id or 'Artist - Title'.")] = None,
         exclude_same_artist: Annotated[bool, typer.Option("--exclude-same-artist", help="Track queries: leave out the query's artist.")] = False,
         exclude_same_album: Annotated[bool, typer.Option("--exclude-same-album", help="Track queries: leave out the query's album.")] = False,
-        json_out: Annotated[bool, typer.Option("--json")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Artists (or tracks) that sound like ARTIST, best first, with calibrated scores and explanations."""
         from ..hybrid import HybridConfig
@@ -100,7 +104,7 @@ def register(app: typer.Typer) -> None:
     def tracks(
         artist: Annotated[Optional[str], typer.Argument(help="Only this artist's tracks (name, normalised).")] = None,
         db: DbOpt = None,
-        json_out: Annotated[bool, typer.Option("--json")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """List tracks with id, path, artist and title (what `similar --track` accepts)."""
         with open_db(db, readonly=True) as store:
