@@ -185,12 +185,19 @@ def m113_calibrators(db: sqlite3.Connection) -> None:
     )
 
 
+def m117_tracks_path_index(db: sqlite3.Connection) -> None:
+    """Index tracks by path: ``add_track`` looks a path up for every file it stores, which
+    without an index scans the whole table (quadratic ingest: 20,000 tracks took minutes)."""
+    db.executescript("CREATE INDEX IF NOT EXISTS tracks_path ON tracks(path);")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_paths_albums", m002_paths_albums),
     ("m003_enrich", m003_enrich),
     ("m004_embed_timings", m004_embed_timings),
     ("m113_calibrators", m113_calibrators),
+    ("m117_tracks_path_index", m117_tracks_path_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

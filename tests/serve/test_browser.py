@@ -55,14 +55,14 @@ def test_page_map_search_neighbours_query(chromium, serve_library, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(srv.url + "/")
             expect(page.locator("body")).to_have_attribute("data-ready", "1", timeout=60_000)
-            # The map: one dot per artist, coloured by genre, with a legend.
-            dots = page.locator("#map circle.artist-dot")
-            expect(dots).to_have_count(4)
-            fills = {dots.nth(i).get_attribute("fill") for i in range(4)}
-            assert len(fills) == 3  # three genres
+            # The map (a canvas): one dot per artist, coloured by genre, with a legend.
+            expect(page.locator("#map")).to_have_attribute("data-points", "4")
+            assert page.evaluate("new Set(window.soundalikeMap.colour).size") == 3  # three genres
             expect(page.locator("#legend span")).to_have_count(3)
             # Hover shows the tooltip.
-            dots.first.hover()
+            aid = page.evaluate("window.soundalikeMap.ids[0]")
+            pos = page.evaluate(f"window.soundalikeMap.clientPosOf({aid})")
+            page.mouse.move(pos["x"], pos["y"])
             expect(page.locator("#tooltip")).to_be_visible()
             # Search narrows the list; clicking a hit shows its neighbours with bars and scores.
             page.fill("#search", "tones")
@@ -74,12 +74,12 @@ def test_page_map_search_neighbours_query(chromium, serve_library, tmp_path):
             expect(page.locator("#neighbours li.nb .bar").first).to_be_visible()
             fill = page.locator("#neighbours li.nb .bar .fill").first.bounding_box()
             assert fill is not None and fill["width"] > 10  # the per-signal bar is drawn
-            expect(page.locator("#map circle.selected")).to_have_count(1)
-            # Zoom with the wheel changes the view box.
-            before = page.locator("#map").get_attribute("viewBox")
+            assert page.evaluate("window.soundalikeMap.names[window.soundalikeMap.selected]") == "Low Tones"
+            # Zoom with the wheel changes the view.
+            before = page.evaluate("window.soundalikeMap.view.k")
             page.locator("#map").hover()
             page.mouse.wheel(0, -300)
-            page.wait_for_function(f"document.querySelector('#map').getAttribute('viewBox') !== '{before}'")
+            page.wait_for_function(f"window.soundalikeMap.view.k !== {before}")
             # Upload a clip: its neighbours appear.
             page.set_input_files("#clip", str(serve_library["clip"]))
             page.click("#query-form button")

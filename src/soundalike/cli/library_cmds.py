@@ -82,6 +82,14 @@ def _choice_text(d: dict) -> str:
     return f"{d['calibration']} (5-fold-by-artist mAP: {figs})"
 
 
+def _fill_taggrams(store, names: list[str], **options) -> None:
+    """musicnn-msd also stores its MSD taggram (the tags of musical reasons) where tracks lack it."""
+    if "musicnn-msd" in names:
+        from ..query.traits import fill_taggrams
+
+        fill_taggrams(store, **options)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @cli_command
@@ -157,6 +165,7 @@ def register(app: typer.Typer) -> None:
             with progress_bar(not json_out) as prog:
                 s = embed_library(store, models, policy=WindowPolicy.parse(window), run_id=run_id, jobs=jobs,
                                   batch_size=batch_size, progress=prog)
+                _fill_taggrams(store, names, policy=WindowPolicy.parse(window), jobs=jobs, device=device, progress=prog)
             store.finish_run(run_id)
             refresh_defaults(store)
         print_summary(s)
@@ -240,6 +249,7 @@ def register(app: typer.Typer) -> None:
             with progress_bar() as prog:
                 s1 = ingest_library(store, path, manifest=manifest, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
                 s2 = embed_library(store, models, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
+                _fill_taggrams(store, names, policy=policy, jobs=jobs, progress=prog)
             store.finish_run(run_id)
             refresh_defaults(store)
             print_summary(s1)

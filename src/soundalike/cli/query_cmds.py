@@ -89,6 +89,13 @@ def register(app: typer.Typer) -> None:
             row = [str(i), nb["artist"]] + ([nb.get("title") or nb["track_id"][:12]] if track else [])
             t.add_row(*[Text(c) for c in row], f"{nb['score']:.3f}", raw, because)
         out.print(t)
+        if any(nb.get("reasons") for nb in doc["neighbours"]):
+            from ..query.reasons import reason_line
+
+            out.print(Text("Why, from measured values (neighbour vs query; the 0–1 estimates are heuristic):"))
+            for i, nb in enumerate(doc["neighbours"], 1):
+                if nb.get("reasons"):
+                    out.print(Text(f"  {i}. {nb['artist']}: {reason_line(nb['reasons'])}"))
         if doc.get("labels_as_signals"):
             out.print(Text(f"note: {', '.join(doc['labels_as_signals'])} uses this library's genre labels as input."))
 

@@ -48,7 +48,7 @@ class Query:
     exclude_same_album : leave out tracks of the seed tracks' albums
     include_seeds : keep the seeds themselves in the answer
     artist_gap : int        track answers: no artist repeats within this many consecutive results
-    reasons : bool          add a ``reasons`` list to every neighbour (``soundalike.query.reasons``)
+    reasons : bool          add a ``reasons`` list to every neighbour (``soundalike.query.reasons``; default on)
     index : "auto" | "exact" | "faiss" | None   None: the engine's default
     """
 
@@ -70,7 +70,7 @@ class Query:
     exclude_same_album: bool = False
     include_seeds: bool = False
     artist_gap: int = 0
-    reasons: bool = False
+    reasons: bool = True  # musical reasons come with every answer (issue 17)
     index: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
 

@@ -81,11 +81,16 @@ def pick_model(store: Store, backend: str | None = None) -> ModelInfo:
             have = ", ".join(sorted({m.backend for m in models}))
             raise ParameterError(f"No embeddings of backend {backend!r} in {store.path}; it has: {have}. "
                                  f"Ask one of those with --backend, or list backends with `soundalike backends`.")
-        return ms[0]
+        return ([m for m in ms if not _auxiliary(m)] or ms)[0]
     # Prefer real weights, then DSP descriptors, then random weights; then most vectors.
     rank = {"real": 0, "none": 1, "random": 2}
     counts = {m.model_key: len(store.embedded_track_ids(m.model_key)) for m in models}
-    return sorted(models, key=lambda m: (rank.get(m.weights_kind, 3), -counts[m.model_key], m.backend))[0]
+    return sorted(models, key=lambda m: (_auxiliary(m), rank.get(m.weights_kind, 3), -counts[m.model_key], m.backend))[0]
+
+
+def _auxiliary(model: ModelInfo) -> bool:
+    """A model row kept for explanations, not for similarity: musicnn's taggram (issue 17 reasons)."""
+    return isinstance(model.config, dict) and model.config.get("output") == "taggram"
 
 
 def load_vectors(store: Store, *, backend: str | None = None, layer: int | None = None,

@@ -9,6 +9,7 @@ import numpy as np
 from ..query import Engine, Query
 from ..similarity import pair_stats
 from ..store import Store
+from .verdict import build_verdict
 
 __all__ = ["build_report", "WEIGHTS_NOTE"]
 
@@ -64,7 +65,7 @@ def build_report(
                 if len(ids) > 1 else {"neighbours": []}
             neighbours[vec.artist_names[int(aid)]] = [
                 {"artist": nb["artist"], "artist_id": nb["artist_id"], "score": round(nb["score"], 4),
-                 "raw_cosine": round(nb["raw_cosine"], 4)} for nb in doc["neighbours"]]
+                 "raw_cosine": round(nb["raw_cosine"], 4), "reasons": nb.get("reasons", [])} for nb in doc["neighbours"]]
         sections.append({
             "name": vec.model.backend,
             "model_key": vec.model.model_key,
@@ -84,7 +85,7 @@ def build_report(
             "metrics": _quality(engine, name, ids, score, genre, cal),
         })
     primary = sections[0] if sections else None
-    return {
+    report = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "library": library or str(store.path),
         "database": str(store.path),
@@ -106,3 +107,5 @@ def build_report(
                                     "genre labels from tags/manifest are the reference, never a signal"},
         "runs": summaries or [],
     }
+    report["verdict"] = build_verdict(report)
+    return report

@@ -7,6 +7,8 @@ from html import escape
 import numpy as np
 
 from .tables import quality_rows, report_tables
+from ..query.reasons import reason_line
+from .verdict import verdict_html
 
 __all__ = ["render_html", "heatmap_svg", "histogram_svg", "scatter_svg", "table_html"]
 
@@ -17,6 +19,7 @@ th{background:#f3f3f3}.warn{background:#fff3cd;padding:.5rem;border:1px solid #e
 .meta{color:#555}svg text{font-size:10px}caption{caption-side:top;text-align:left;color:#555;font-size:.8rem;padding:.25rem 0}
 .note{color:#444;font-size:.85rem;max-width:1000px}.figs{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 figure{margin:0}figcaption{font-size:.85rem;color:#333}td.l{white-space:nowrap}
+.why{color:#666;font-size:.8rem}#verdict li{margin:.3rem 0;max-width:1000px}.verdict-table caption{font-weight:600}
 """
 
 
@@ -26,22 +29,62 @@ def _color(v: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def heatmap_svg(names: list[str], M: list[list[float]], *, title: str) -> str:
-    """A labelled square heatmap of values in [0, 1]."""
+def _label_lines(name: str, width: int) -> list[str]:
+    """A name in at most two lines of about `width` characters (split at a space when it can)."""
+    if len(name) <= width:
+        return [name]
+    cut = name.rfind(" ", 0, width + 1)
+    cut = cut if cut > width // 2 else width
+    rest = name[cut:].strip()
+    return [name[:cut].rstrip(), rest if len(rest) <= width else rest[: width - 1] + "…"]
+
+
+def _label(x: float, y: float, name: str, width: int, *, anchor: str = "end", rotate: bool = False) -> str:
+    """An axis label: the full name (wrapped to two lines; the whole name on hover)."""
+    lines = _label_lines(name, width)
+    dy0 = -5.5 * (len(lines) - 1)
+    tr = f' transform="translate({x:.0f},{y:.0f}) rotate(-60)"' if rotate else f' x="{x:.0f}" y="{y:.0f}"'
+    spans = "".join(f'<tspan x="{0 if rotate else f"{x:.0f}"}" dy="{dy0 if i == 0 else 11}">{escape(t)}</tspan>'
+                    for i, t in enumerate(lines))
+    return f'<text{tr} text-anchor="{anchor}"><title>{escape(name)}</title>{spans}</text>'
+
+
+def _legend_svg(x: float, y: float, *, label: str, lo: float = 0.0, hi: float = 1.0, height: int = 160) -> str:
+    """A vertical colour bar for the heatmap: `hi` at the top, `lo` at the bottom."""
+    steps = 32
+    h = height / steps
+    parts = [f'<text x="{x:.0f}" y="{y - 8:.0f}">{escape(label)}</text>']
+    for i in range(steps):
+        v = hi - (hi - lo) * (i + 0.5) / steps
+        parts.append(f'<rect x="{x:.0f}" y="{y + i * h:.1f}" width="14" height="{h + 0.6:.1f}" fill="{_color((v - lo) / (hi - lo))}"/>')
+    parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="14" height="{height}" fill="none" stroke="#999"/>')
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        ty = y + height * (1 - frac)
+        parts.append(f'<line x1="{x + 14:.0f}" y1="{ty:.1f}" x2="{x + 18:.0f}" y2="{ty:.1f}" stroke="#333"/>'
+                     f'<text x="{x + 21:.0f}" y="{ty + 3:.1f}">{lo + (hi - lo) * frac:.2f}</text>')
+    return "".join(parts)
+
+
+def heatmap_svg(names: list[str], M: list[list[float]], *, title: str, legend: str = "calibrated score (0–1)") -> str:
+    """A labelled square heatmap of values in [0, 1] with a colour legend; full names, wrapped
+    to two lines when long, the whole name on hover (and each cell's pair and value on hover)."""
     n = len(names)
-    cell, pad = 22, 170
+    cell = 22
+    width = min(max((len(x) for x in names), default=8), 34)  # characters per label line
+    pad = int(min(max(6.0 * width, 60), 6.0 * 34)) + 14
     size = pad + n * cell + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" aria-label="{escape(title)}">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 110}" height="{size}" role="img" aria-label="{escape(title)}">']
     for i, name in enumerate(names):
         y = pad + i * cell + cell * 0.7
-        parts.append(f'<text x="{pad - 4}" y="{y:.0f}" text-anchor="end">{escape(name[:26])}</text>')
-        parts.append(f'<text transform="translate({pad + i * cell + cell * 0.7:.0f},{pad - 4}) rotate(-60)">{escape(name[:26])}</text>')
+        parts.append(_label(pad - 4, y, name, width))
+        parts.append(_label(pad + i * cell + cell * 0.7, pad - 4, name, width, anchor="start", rotate=True))
         for j in range(n):
             v = M[i][j]
             parts.append(
                 f'<rect x="{pad + j * cell}" y="{pad + i * cell}" width="{cell}" height="{cell}" fill="{_color(v)}">'
                 f"<title>{escape(names[i])} / {escape(names[j])}: {v:.3f}</title></rect>"
             )
+    parts.append(_legend_svg(size + 10, pad, label=legend, height=max(80, min(200, n * cell))))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -130,6 +173,7 @@ def render_html(report: dict) -> str:
         f"<p class='meta'>Generated {escape(report['generated_at'])} · library <code>{escape(report['library'])}</code> · "
         f"{report['n_tracks']} tracks, {report['n_artists']} artists · calibration <code>{escape(report['calibration'])}</code></p>",
         f"<p class='meta'>{escape(report.get('score_meaning', ''))}</p>",
+        verdict_html(report["verdict"]) if report.get("verdict") else "",
         "<h2>Backends</h2><table><tr><th>backend</th><th>weights</th><th>dim</th><th>layer</th><th>tracks</th></tr>",
     ]
     for m in report.get("models", []):
@@ -155,9 +199,12 @@ def render_html(report: dict) -> str:
             h.append(f"<tr><td>{key}</td><td>{rc[key]:.3f}</td><td>{sc[key]:.3f}</td></tr>")
         h.append("</table>")
         h.append(heatmap_svg(m["artists"], m["score_matrix"], title=f"{m['name']} calibrated scores"))
-        h.append("<table><tr><th>artist</th><th>nearest artists (score; raw cosine)</th></tr>")
+        h.append("<table><tr><th>artist</th><th>nearest artists (score; raw cosine) and musical reasons "
+                 "(neighbour vs query; estimates are heuristic)</th></tr>")
         for artist, nbs in m["neighbours"].items():
-            cells = "; ".join(f"{escape(n['artist'])} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
+            cells = "<br>".join(f"{escape(n['artist'])} ({n['score']:.2f}; {n['raw_cosine']:.2f})"
+                                + (f" <span class='why'>{escape(reason_line(n['reasons']))}</span>" if n.get("reasons") else "")
+                                for n in nbs)
             h.append(f"<tr><td>{escape(artist)}</td><td>{cells}</td></tr>")
         h.append("</table>")
     genre_of = {a["artist"]: a.get("genre") for a in report.get("artists", [])}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .tables import fmt, quality_rows, report_tables
+from ..query.reasons import reason_line
+from .verdict import verdict_markdown
 
 __all__ = ["render_markdown", "markdown_table"]
 
@@ -34,6 +36,7 @@ def render_markdown(report: dict) -> str:
         f"- library: `{report['library']}` ({report['n_tracks']} tracks, {report['n_artists']} artists)",
         f"- calibration: `{report['calibration']}` — {report.get('score_meaning', '')}",
         "",
+        verdict_markdown(report["verdict"]) if report.get("verdict") else "",
         "## Backends",
         "",
         "| backend | weights | dim | layer | tracks embedded |",
@@ -64,9 +67,10 @@ def render_markdown(report: dict) -> str:
         ]
         for key in ("min", "max", "mean", "std", "range"):
             lines.append(f"| {key} | {_fmt(rc.get(key))} | {_fmt(sc.get(key))} |")
-        lines += ["", "Nearest artists (score; raw cosine):", "", "| artist | neighbours |", "|---|---|"]
+        lines += ["", "Nearest artists (score; raw cosine) — musical reasons, neighbour vs query:", "", "| artist | neighbours |", "|---|---|"]
         for artist, nbs in m["neighbours"].items():
-            cells = "; ".join(f"{n['artist']} ({n['score']:.2f}; {n['raw_cosine']:.2f})" for n in nbs)
+            cells = "<br>".join(f"{n['artist']} ({n['score']:.2f}; {n['raw_cosine']:.2f})"
+                                + (f" — {reason_line(n['reasons'])}" if n.get("reasons") else "") for n in nbs)
             lines.append(f"| {artist} | {cells} |")
     tables = report_tables(report)
     if tables:

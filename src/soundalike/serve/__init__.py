@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
         description="Which artists and tracks sound like this one? Similar artists and tracks from audio "
                     "embeddings with calibrated scores. Errors are `{\"error\": {\"type\", \"message\"}}`.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from serve.media with local assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -86,6 +88,9 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
     from .api import router as api_router
 
     app.include_router(api_router)
+    from .media import router as media_router
+
+    app.include_router(media_router)
     if settings.subsonic_enabled:
         from .subsonic import router as subsonic_router
 

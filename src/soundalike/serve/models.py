@@ -88,6 +88,15 @@ class ArtistDetail(ArtistOut):
     tracks: list[TrackOut]
 
 
+class Reason(BaseModel):
+    """One musical trait compared (CONTRACTS ``reasons``): measured values, units in ``text``."""
+
+    kind: str = Field(description="tag, tempo, key, loudness or estimate")
+    text: str = Field(description="The comparison in words with units; 'X vs Y' reads neighbour vs query")
+    query: Any = Field(default=None, description="The query side's value(s)")
+    neighbour: Any = Field(default=None, description="The neighbour's value(s)")
+
+
 class Neighbour(BaseModel):
     """An artist neighbour of the query engine's document (its further fields are kept)."""
 
@@ -99,6 +108,7 @@ class Neighbour(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict, description="Weighted part of each signal in score")
     signal_scores: dict[str, float | None] = Field(default_factory=dict, description="Each signal's own calibrated score")
     genre: str | None = None
+    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared, from measured values")
 
 
 class SimilarArtists(BaseModel):
@@ -120,6 +130,7 @@ class TrackNeighbour(TrackOut):
     score: float = Field(description="Calibrated score in [0, 1] (the pair's percentile among all track pairs, "
                                      "or its mutual-proximity probability)")
     raw_cosine: float = Field(description="Cosine of the raw track vectors")
+    reasons: list[Reason] = Field(default_factory=list, description="Musical traits compared, from measured values")
 
 
 class SimilarTracks(BaseModel):

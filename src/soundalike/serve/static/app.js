@@ -1,11 +1,9 @@
-// soundalike page: artist map (SVG, zoom/pan/hover), search, neighbours with per-signal bars, clip query.
-// Vanilla JS on the JSON API; no CDN, no build step.
+// soundalike page: the artist map (map.js), search, an artist's tracks with audio previews,
+// neighbours with per-signal bars and musical reasons, clip query. Vanilla JS on the JSON API;
+// no CDN, no build step.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
-const SVG_NS = "http://www.w3.org/2000/svg";
-const PALETTE = ["#3a6fd8", "#e08a2b", "#37a05a", "#c94f6d", "#9b51c9", "#2aa6a6", "#8a6d3b", "#d64fb0", "#6b7f2a", "#555f7a"];
-const W = 1000, H = 700, PAD = 50;
-const state = { points: [], byId: new Map(), genreColour: new Map(), view: { x: 0, y: 0, w: W, h: H }, selected: null };
+const state = { map: null, selected: null, names: new Map() };
 
 async function api(path, opts) {
   const r = await fetch(path, opts);
@@ -21,85 +19,75 @@ function el(tag, attrs = {}, text) {
   return e;
 }
 
-function colourOf(genre) { return state.genreColour.get(genre) || "#9aa3b5"; }
-
-function setView(v) {
-  state.view = v;
-  $("#map").setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+function weightsLabel(kind) {
+  return kind === "none" ? "signal processing, no weights" : `${kind} weights`;
 }
 
+function fmtDuration(s) {
+  if (s == null) return "";
+  const m = Math.floor(s / 60), r = Math.round(s % 60);
+  return `${m}:${String(r).padStart(2, "0")}`;
+}
+
+// --- map ------------------------------------------------------------------------------------
 async function loadMap() {
   const doc = await api("/api/map");
-  $("#map-method").textContent = `${doc.backend} (${doc.weights_kind} weights) · ${doc.method}`;
-  doc.genres.forEach((g, i) => state.genreColour.set(g, PALETTE[i % PALETTE.length]));
-  const svg = $("#map");
-  svg.replaceChildren();
-  const labels = doc.points.length <= 60;
-  for (const p of doc.points) {
-    const cx = PAD + p.x * (W - 2 * PAD - 100), cy = PAD + (1 - p.y) * (H - 2 * PAD);
-    const c = document.createElementNS(SVG_NS, "circle");
-    c.setAttribute("cx", cx); c.setAttribute("cy", cy);
-    c.setAttribute("r", Math.max(5, Math.min(14, 4 + 2 * Math.sqrt(p.n_tracks))));
-    c.setAttribute("fill", colourOf(p.genre));
-    c.setAttribute("data-artist-id", p.artist_id);
-    c.classList.add("artist-dot");
-    c.addEventListener("mouseenter", (e) => showTip(e, `${p.name} · ${p.genre || "no genre"} · ${p.n_tracks} tracks`));
-    c.addEventListener("mousemove", moveTip);
-    c.addEventListener("mouseleave", hideTip);
-    c.addEventListener("click", () => selectArtist(p.artist_id));
-    svg.appendChild(c);
-    if (labels) {
-      const t = document.createElementNS(SVG_NS, "text");
-      t.setAttribute("x", cx + 10); t.setAttribute("y", cy + 4); t.textContent = p.name;
-      svg.appendChild(t);
-    }
-    state.byId.set(p.artist_id, { ...p, el: c });
-  }
-  state.points = doc.points;
-  const legend = $("#legend");
-  legend.replaceChildren(...doc.genres.map((g) => { const s = el("span", {}, g); s.style.setProperty("--c", colourOf(g)); return s; }));
+  $("#map-method").textContent = `${doc.points.length} artists · ${doc.backend} (${weightsLabel(doc.weights_kind)}) · ${doc.method}`;
+  for (const p of doc.points) state.names.set(p.artist_id, p.name);
+  state.map.setPoints(doc.points);
+  $("#legend").replaceChildren(...state.map.legend.map((g) => {
+    const s = el("span", { class: "genre", title: g.title || `${g.label}: ${g.count} artists` }, `${g.label} (${g.count})`);
+    s.style.setProperty("--c", g.colour);
+    return s;
+  }));
 }
 
-function showTip(e, text) { const t = $("#tooltip"); t.textContent = text; t.hidden = false; moveTip(e); }
-function moveTip(e) {
-  const t = $("#tooltip"), box = $("#map-panel").getBoundingClientRect();
-  t.style.left = `${e.clientX - box.left + 12}px`; t.style.top = `${e.clientY - box.top + 12}px`;
-}
-function hideTip() { $("#tooltip").hidden = true; }
-
-function setupZoom() {
-  const svg = $("#map");
-  svg.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const r = svg.getBoundingClientRect(), v = state.view;
-    const fx = (e.clientX - r.left) / r.width, fy = (e.clientY - r.top) / r.height;
-    const k = e.deltaY < 0 ? 0.8 : 1.25;
-    const w = Math.min(W * 4, Math.max(W / 20, v.w * k)), h = w * H / W;
-    setView({ x: v.x + (v.w - w) * fx, y: v.y + (v.h - h) * fy, w, h });
-  }, { passive: false });
-  let drag = null;
-  svg.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, v: { ...state.view } }; });
-  window.addEventListener("mouseup", () => { drag = null; });
-  window.addEventListener("mousemove", (e) => {
-    if (!drag) return;
-    const r = svg.getBoundingClientRect();
-    const dx = (e.clientX - drag.x) * drag.v.w / r.width, dy = (e.clientY - drag.y) * drag.v.h / r.height;
-    setView({ ...drag.v, x: drag.v.x - dx, y: drag.v.y - dy });
-  });
-  $("#zoom-reset").addEventListener("click", () => setView({ x: 0, y: 0, w: W, h: H }));
-}
-
+// --- search ---------------------------------------------------------------------------------
 async function search(q) {
   const doc = await api(`/api/artists?limit=200&q=${encodeURIComponent(q)}`);
   const ul = $("#results");
+  $("#results-count").textContent = doc.total > doc.artists.length ? `(${doc.artists.length} of ${doc.total})` : `(${doc.total})`;
   ul.replaceChildren(...doc.artists.map((a) => {
-    const li = el("li", { "data-artist-id": a.artist_id, class: "artist-hit" }, `${a.name} (${a.genre || "–"}, ${a.n_tracks})`);
-    li.addEventListener("click", () => selectArtist(a.artist_id));
+    const li = el("li", { "data-artist-id": a.artist_id, class: "artist-hit" });
+    li.append(el("span", { class: "name" }, a.name), el("span", { class: "muted" }, ` ${a.genre || "–"} · ${a.n_tracks}`));
+    li.addEventListener("click", () => selectArtist(a.artist_id, { centre: true }));
     return li;
   }));
   if (!doc.artists.length) ul.replaceChildren(el("li", {}, "No artist matches."));
 }
 
+// --- artist: tracks with previews -------------------------------------------------------------
+function playTrack(t, button) {
+  const player = $("#player");
+  document.querySelectorAll("#tracks li.playing").forEach((li) => li.classList.remove("playing"));
+  button.closest("li").classList.add("playing");
+  player.dataset.trackId = t.track_id;
+  player.src = `/api/tracks/${encodeURIComponent(t.track_id)}/audio`;
+  // A preview starts a third of the way in (seeking uses HTTP range requests).
+  player.addEventListener("loadedmetadata", () => {
+    if (player.duration > 60 && isFinite(player.duration)) player.currentTime = player.duration / 3;
+  }, { once: true });
+  player.play().catch((err) => { $("#artist-meta").textContent = `Cannot play: ${err.message}`; });
+}
+
+function trackItem(t) {
+  const li = el("li", { class: "track", "data-track-id": t.track_id });
+  const b = el("button", { type: "button", class: "play", "aria-label": `Play ${t.title || "track"}` }, "▶");
+  b.addEventListener("click", () => playTrack(t, b));
+  li.append(b, el("span", { class: "title", title: t.title || t.track_id }, t.title || t.track_id.slice(0, 12)),
+    el("span", { class: "muted" }, ` ${fmtDuration(t.duration_s)}${t.album ? " · " + t.album : ""}`));
+  return li;
+}
+
+async function showArtist(id) {
+  const doc = await api(`/api/artists/${id}`);
+  $("#artist-panel").hidden = false;
+  $("#artist-title").textContent = doc.name;
+  $("#artist-meta").textContent = `${doc.genre || "no genre"} · ${doc.n_tracks} track${doc.n_tracks === 1 ? "" : "s"}`;
+  $("#tracks").replaceChildren(...doc.tracks.map(trackItem));
+}
+
+// --- neighbours with reasons --------------------------------------------------------------------
 function bar(label, value, i) {
   const row = el("div", { class: "bar" });
   row.append(el("span", { class: "label" }, label));
@@ -109,36 +97,50 @@ function bar(label, value, i) {
   return row;
 }
 
+function reasonList(reasons) {
+  const ul = el("ul", { class: "reasons" });
+  for (const r of reasons || []) ul.append(el("li", { class: `reason ${r.kind}`, "data-kind": r.kind }, r.text));
+  return ul;
+}
+
 function neighbourItem(n) {
   const li = el("li", { class: "nb", "data-artist-id": n.artist_id });
-  const head = el("div");
-  head.append(el("span", { class: "name" }, n.artist), el("span", { class: "score" }, n.score.toFixed(3)));
+  const head = el("div", { class: "nb-head" });
+  head.append(el("span", { class: "name", title: n.artist }, n.artist), el("span", { class: "score" }, n.score.toFixed(3)));
   li.append(head);
   Object.entries(n.signal_scores || { audio: n.score }).forEach(([s, v], i) => li.append(bar(s, v, i)));
+  if (n.reasons && n.reasons.length) li.append(reasonList(n.reasons));
   if (n.raw_cosine != null) li.append(el("div", { class: "muted" }, `raw cosine ${n.raw_cosine.toFixed(3)} · ${n.genre || "no genre"}`));
-  li.addEventListener("click", () => selectArtist(n.artist_id));
+  li.addEventListener("click", () => selectArtist(n.artist_id, { centre: true }));
   return li;
 }
 
-async function selectArtist(id) {
-  state.selected = id;
-  document.querySelectorAll("#map circle").forEach((c) => c.classList.remove("selected", "neighbour"));
-  const p = state.byId.get(id);
-  if (p) p.el.classList.add("selected");
+async function showNeighbours(id, name) {
   const signals = $("#signals").value;
-  $("#neighbours-title").textContent = `Neighbours of ${p ? p.name : "artist " + id}`;
+  $("#neighbours-title").textContent = `Neighbours of ${name}`;
   $("#neighbours-meta").textContent = "loading…";
   try {
     const doc = await api(`/api/artists/${id}/similar?k=10&signals=${encodeURIComponent(signals)}`);
-    $("#neighbours-meta").textContent = `${doc.backend} (${doc.weights_kind} weights) · calibration ${doc.calibration} · signals ${doc.signals_used.join(", ")} · score = percentile among all artist pairs`;
+    $("#neighbours-meta").textContent = `${doc.backend} (${weightsLabel(doc.weights_kind)}) · calibration ${doc.calibration} · signals ${doc.signals_used.join(", ")} · score = calibrated, in [0, 1]; reasons from measured tempo, key, loudness, estimates and musicnn tags`;
     $("#neighbours").replaceChildren(...doc.neighbours.map(neighbourItem));
-    for (const n of doc.neighbours) { const q = state.byId.get(n.artist_id); if (q) q.el.classList.add("neighbour"); }
+    if (state.selected === id) state.map.select(id, doc.neighbours.map((n) => n.artist_id));
   } catch (err) {
     $("#neighbours-meta").textContent = err.message;
     $("#neighbours").replaceChildren();
   }
 }
 
+async function selectArtist(id, { centre = false } = {}) {
+  state.selected = id;
+  const i = state.map.select(id, []);
+  // In a large library, bring the artist into view close enough for its neighbours' labels.
+  if (centre && i !== undefined && state.map.n > 300) state.map.centreOn(i, state.map.k0 * 4);
+  const name = state.names.get(id) || `artist ${id}`;
+  document.body.dataset.selected = String(id);
+  await Promise.all([showArtist(id).catch((err) => { $("#artist-meta").textContent = err.message; }), showNeighbours(id, name)]);
+}
+
+// --- clip query -----------------------------------------------------------------------------
 async function queryClip(e) {
   e.preventDefault();
   const f = $("#clip").files[0];
@@ -155,7 +157,9 @@ async function queryClip(e) {
 }
 
 async function init() {
-  setupZoom();
+  state.map = new ArtistMap($("#map"), $("#tooltip"), { onSelect: (id) => selectArtist(id) });
+  window.soundalikeMap = state.map;
+  $("#zoom-reset").addEventListener("click", () => state.map.reset());
   const health = await api("/api/health");
   $("#library-info").textContent = `${health.n_artists} artists · ${health.n_tracks} tracks · ${health.default_backend || "no backend"}`;
   const sel = $("#signals");
@@ -164,7 +168,7 @@ async function init() {
     sel.append(el("option", { value: "audio,descriptors" }, "audio + descriptors"));
   }
   if (hybrid.includes("tags")) sel.append(el("option", { value: "audio,tags" }, "audio + tags"));
-  sel.addEventListener("change", () => { if (state.selected != null) selectArtist(state.selected); });
+  sel.addEventListener("change", () => { if (state.selected != null) showNeighbours(state.selected, state.names.get(state.selected)); });
   let timer = null;
   $("#search").addEventListener("input", (e) => { clearTimeout(timer); timer = setTimeout(() => search(e.target.value), 150); });
   $("#search-form").addEventListener("submit", (e) => { e.preventDefault(); search($("#search").value); });
