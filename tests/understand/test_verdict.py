@@ -53,6 +53,17 @@ def test_verdict_states_range_order_low_pairs_hubs_and_pick():
     assert f["hubs_calibrated"]["max_k_occurrence"] < 7 and "fewer hubs" in line
     assert v["lines"][1].startswith("Validation picks musicnn-msd with calibration mp-empirical")
     assert "same_artist_map 0.61 (ceiling 1.00, chance 0.08)" in v["lines"][1]
+    # With the saved validation (5-fold CV by artist) the pick and its figures come from there.
+    rep = _report(raw, cal, names, genres)
+    rep["models"][0]["model_key"] = "k1"
+    rep["validation"] = [{"backend": "musicnn-msd", "model_key": "k1", "calibration": "csls",
+                          "method": "5-fold cross-validation by artist (seed 0), mean same-artist mAP",
+                          "results": {"none": {"cv_map": 0.64}, "csls": {"cv_map": 0.66}}},
+                         {"backend": "musicnn-msd", "model_key": "taggram-not-in-report", "calibration": "none",
+                          "results": {"none": {"cv_map": 0.99}}}]
+    picked = build_verdict(rep)["lines"][1]
+    assert picked.startswith("Validation picks musicnn-msd with calibration csls (5-fold cross-validation by artist")
+    assert ": 0.660 vs raw cosine 0.640" in picked
     # The seeds' tables sit beside this library's figures.
     assert [r[0] for r in v["range_table"]["rows"][:2]] == ["seeds: VGGish (spike 4)", "seeds: MERT (spike 5)"]
     assert v["range_table"]["rows"][0][1:] == ["0.711", "0.974", "0.263"]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..query import Engine, Query
+from ..query import Engine, Query, validation_summary
 from ..similarity import pair_stats
 from ..store import Store
 from .verdict import build_verdict
@@ -107,5 +107,6 @@ def build_report(
                                     "genre labels from tags/manifest are the reference, never a signal"},
         "runs": summaries or [],
     }
+    report["validation"] = validation_summary(store)  # the saved default calibration per model and its CV figures
     report["verdict"] = build_verdict(report)
     return report

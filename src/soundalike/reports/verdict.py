@@ -82,6 +82,7 @@ def _model_figures(m: dict, genre_of: dict[str, str | None]) -> dict | None:
     r, s = _pairs(R), _pairs(S)
     out: dict[str, Any] = {
         "backend": m.get("name"), "weights_kind": m.get("weights_kind"), "n_artists": len(names),
+        "calibration": m.get("calibration"),
         "raw": {"min": float(r.min()), "max": float(r.max())},
         "calibrated": {"min": float(s.min()), "max": float(s.max())},
         "n_same_genre_pairs": int(same.sum()), "n_different_genre_pairs": int(diff.sum()),
@@ -113,21 +114,34 @@ def _hub_word(raw: dict, cal: dict) -> str:
 
 
 def _pick(report: dict) -> dict | None:
-    """Which backend + calibration validation picks, with its ranking metrics (when the report has them)."""
-    val = report.get("validation") or {}
-    if isinstance(val, dict) and val.get("backend"):
-        return {"backend": val["backend"], "calibration": val.get("calibration"), "metrics": val.get("metrics") or {},
-                "basis": val.get("basis", "5-fold cross-validation by artist (same-artist mAP)")}
+    """Which backend + calibration validation picks, with its ranking metrics (when the report has them).
+
+    ``report["validation"]`` is :func:`soundalike.query.validation_summary` (per model: the saved
+    default calibration and each calibration's cross-validated same-artist mAP); without it, the
+    backend with the highest same-artist mAP in this report is named, saying so.
+    """
     quality = (report.get("metrics") or {}).get("quality") or {}
-    best, best_v = None, -1.0
+    keys = {m.get("model_key"): m.get("name") for m in report.get("models", [])}
+    rows = [v for v in (report.get("validation") or []) if isinstance(v, dict) and v.get("model_key") in keys
+            and (v.get("results") or {}).get(v.get("calibration"), {}).get("cv_map") is not None]
+    if rows:
+        best = max(rows, key=lambda v: v["results"][v["calibration"]]["cv_map"])
+        others = [f"{v['backend']} {v['calibration']} {v['results'][v['calibration']]['cv_map']:.3f}" for v in rows if v is not best]
+        raw = (best["results"].get("none") or {}).get("cv_map")
+        basis = (f"{best.get('method', 'cross-validation by artist')}: {best['results'][best['calibration']]['cv_map']:.3f}"
+                 + (f" vs raw cosine {raw:.3f}" if raw is not None else "")
+                 + (f"; other backends: {', '.join(others)}" if others else ""))
+        return {"backend": best["backend"], "calibration": best["calibration"],
+                "metrics": quality.get(best["backend"], {}), "basis": basis}
+    best_name, best_v = None, -1.0
     for name, met in quality.items():
         v = (met.get("same_artist_map") or {}).get("value")
         if v is not None and v > best_v:
-            best, best_v = name, v
-    if best is None:
+            best_name, best_v = name, v
+    if best_name is None:
         return None
-    return {"backend": best, "calibration": report.get("calibration"), "metrics": quality[best],
-            "basis": "highest same-artist mAP of the backends in this report (this run's calibration)"}
+    return {"backend": best_name, "calibration": report.get("calibration"), "metrics": quality[best_name],
+            "basis": "no validation saved: highest same-artist mAP of the backends in this report (this run's calibration)"}
 
 
 def _fmt(x: float | None, nd: int = 2) -> str:
@@ -158,13 +172,15 @@ def build_verdict(report: dict) -> dict:
     genre_of = {a["artist"]: a.get("genre") for a in report.get("artists", [])}
     cal = report.get("calibration", "")
     figs = [f for f in (_model_figures(m, genre_of) for m in report.get("models", [])) if f is not None]
+    for f in figs:
+        f["calibration"] = f["calibration"] or cal
     lines: list[str] = []
     for f in figs:
         rw = f["raw"]["max"] - f["raw"]["min"]
         cw = f["calibrated"]["max"] - f["calibrated"]["min"]
         wk = {"real": "", "none": " (signal processing, no weights)"}.get(f["weights_kind"], f" ({f['weights_kind']} weights)")
         line = (f"{f['backend']}{wk}: raw cosine spans {_fmt(f['raw']['min'])}–{_fmt(f['raw']['max'])} "
-                f"(range {_fmt(rw)}; the seeds saw 0.71–0.97); calibrated ({cal}) {_fmt(f['calibrated']['min'])}–"
+                f"(range {_fmt(rw)}; the seeds saw 0.71–0.97); calibrated ({f['calibration']}) {_fmt(f['calibrated']['min'])}–"
                 f"{_fmt(f['calibrated']['max'])} (range {_fmt(cw)}) — {'wider' if cw > rw + 0.05 else 'not wider'}.")
         if f["auc_raw"] is not None:
             better = (f["auc_calibrated"] or 0) - (f["auc_raw"] or 0)
@@ -181,20 +197,23 @@ def build_verdict(report: dict) -> dict:
         lines.append(line)
     pick = _pick(report)
     if pick is not None:
-        mets = [_metric_text(k, v) for k, v in (pick.get("metrics") or {}).items() if isinstance(v, dict)]
+        # CONTRACTS metric names only (older spellings with "@" or capitals are aliases of the same numbers)
+        mets = [_metric_text(k, v) for k, v in (pick.get("metrics") or {}).items()
+                if isinstance(v, dict) and "@" not in k and k == k.lower()]
         mets = [m for m in mets if m]
         lines.append(f"Validation picks {pick['backend']} with calibration {pick.get('calibration')} "
-                     f"({pick['basis']})" + (f": {'; '.join(mets)}." if mets else "."))
+                     f"({pick['basis']})" + (f". Ranking metrics in this report, beside ceiling and chance: "
+                                             f"{'; '.join(mets)}." if mets else "."))
     if not figs:
         lines.append("Too few artists with vectors for a verdict (need at least 3).")
     range_rows = [[r["source"], _fmt(r["min"], 3), _fmt(r["max"], 3), _fmt(r["max"] - r["min"], 3)] for r in SEED_RANGES]
     for f in figs:
         range_rows.append([f"this library: {f['backend']} raw cosine", _fmt(f["raw"]["min"], 3), _fmt(f["raw"]["max"], 3),
                            _fmt(f["raw"]["max"] - f["raw"]["min"], 3)])
-        range_rows.append([f"this library: {f['backend']} calibrated ({cal})", _fmt(f["calibrated"]["min"], 3),
+        range_rows.append([f"this library: {f['backend']} calibrated ({f['calibration']})", _fmt(f["calibrated"]["min"], 3),
                            _fmt(f["calibrated"]["max"], 3), _fmt(f["calibrated"]["max"] - f["calibrated"]["min"], 3)])
     low_rows = [[p, g, f"{lo}–{hi}", _fmt(v, 3), _fmt(m, 3)] for p, g, (lo, hi), v, m in SEED_LOW_PAIRS]
-    lib_rows = [[f["backend"], w["pair"], w["genres"], _fmt(w["raw_cosine"], 3), _fmt(w["calibrated"], 3),
+    lib_rows = [[f"{f['backend']} ({f['calibration']})", w["pair"], w["genres"], _fmt(w["raw_cosine"], 3), _fmt(w["calibrated"], 3),
                  "yes" if w["calibrated"] < LOW_BAND_TOP else "no"]
                 for f in figs for w in f["worst_different_genre_pairs"]]
     return {
@@ -205,7 +224,7 @@ def build_verdict(report: dict) -> dict:
                             "columns": ["pair", "genres", "expected", "VGGish (seeds)", "MERT (seeds)"], "rows": low_rows},
         "library_low_pairs_table": {
             "title": f"This library's different-genre pairs with the highest raw cosine (the seeds' failure mode)",
-            "columns": ["backend", "pair", "genres", "raw cosine", f"calibrated ({cal})", f"below {LOW_BAND_TOP}"],
+            "columns": ["backend (calibration)", "pair", "genres", "raw cosine", "calibrated", f"below {LOW_BAND_TOP}"],
             "rows": lib_rows},
     }
 
