@@ -11,16 +11,13 @@ before ``fit``):
   (the hubness fixes) — :class:`MutualProximity` (empirical or Gaussian; Schnitzer et al.,
   JMLR 2012), :class:`LocalScaling` (NICDM), :class:`CSLS` (Conneau et al., 2018).
 
-:class:`PercentileScaler` maps any score to its percentile among the library's pairs
-(CONTRACTS.md: a calibrated score in [0, 1]). Every estimator saves to JSON + ``.npz``
-(``allow_pickle=False``) with :func:`save_calibrator` / :func:`load_calibrator`; nothing is
-pickled.
+:func:`percentile_of` maps any score to its percentile among the library's pairs
+(CONTRACTS.md: a calibrated score in [0, 1]). The query engine keeps fitted states in the store
+(JSON + ``.npz`` bytes, never pickled; :mod:`soundalike.query.vectors`).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,15 +34,8 @@ __all__ = [
     "MutualProximity",
     "LocalScaling",
     "CSLS",
-    "PercentileScaler",
     "percentile_of",
-    "save_calibrator",
-    "load_calibrator",
-    "FORMAT_VERSION",
 ]
-
-FORMAT_VERSION = 1
-
 
 def _l2(X: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(X, axis=1, keepdims=True)
@@ -88,7 +78,6 @@ class Centerer(TransformerMixin, BaseEstimator):
     True
     """
 
-    _arrays = ("mean_",)
 
     def fit(self, X: np.ndarray, y: Any = None) -> "Centerer":
         X = check_embeddings(X, name="X").astype(np.float64)
@@ -115,7 +104,6 @@ class ZScorer(TransformerMixin, BaseEstimator):
     mean_, scale_ : np.ndarray [shape=(d,)]
     """
 
-    _arrays = ("mean_", "scale_")
 
     def __init__(self, *, min_scale: float = 1e-8) -> None:
         self.min_scale = min_scale
@@ -151,7 +139,6 @@ class Whitener(TransformerMixin, BaseEstimator):
     components_ : np.ndarray [shape=(d, d)]   the symmetric whitening matrix
     """
 
-    _arrays = ("mean_", "scale_", "components_")
 
     def __init__(self, *, shrinkage: float = 0.5) -> None:
         self.shrinkage = shrinkage
@@ -256,7 +243,6 @@ class MutualProximity(_MatrixCalibrator):
     mu_, sd_ : np.ndarray [shape=(n,)]   per-item distance mean and std (gaussian)
     """
 
-    _arrays = ("D_", "mu_", "sd_")
 
     def __init__(self, *, method: str = "empirical") -> None:
         self.method = method
@@ -321,7 +307,40 @@ class MutualProximity(_MatrixCalibrator):
         return out
 
 
-class LocalScaling(_MatrixCalibrator):
+class _KNNScaling(_MatrixCalibrator):
+    """Shared fit/transform of the k-NN local scalings: a radius per item from the mean similarity
+    to its k nearest library neighbours, then a pair formula of the cosine and the two radii.
+    ``radius_from_mean`` and ``combine`` are the only definitions of these formulas (the query
+    engine's row scoring calls them too)."""
+
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, S: Any, y: Any = None) -> "_KNNScaling":
+        k = check_positive_int("k", self.k)
+        S = _check_square(S)
+        n = S.shape[0]
+        self.radius_ = self.radius_from_mean(self._knn_mean(S, ~np.eye(n, dtype=bool), k))
+        self.n_items_ = n
+        return self
+
+    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
+        _check_fitted(self, "radius_")
+        S, idx = self._rows(S, index)
+        r_q = self.radius_from_mean(self._knn_mean(S, self._mask_self(S, idx), int(self.k)))
+        return self.combine(S, r_q[:, None], self.radius_[None, :])
+
+
+class LocalScaling(_KNNScaling):
     """NICDM / local scaling: distances divided by the geometric mean of the two items' k-NN radii.
 
     ``d'(x, y) = d(x, y) / sqrt(r_x r_y)`` with ``r_x`` the mean distance of x to its k nearest
@@ -332,28 +351,16 @@ class LocalScaling(_MatrixCalibrator):
     radius_ : np.ndarray [shape=(n,)]
     """
 
-    _arrays = ("radius_",)
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        return np.maximum(1.0 - mean_sim, 1e-9)
 
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-    def fit(self, S: Any, y: Any = None) -> "LocalScaling":
-        k = check_positive_int("k", self.k)
-        S = _check_square(S)
-        n = S.shape[0]
-        mask = ~np.eye(n, dtype=bool)
-        self.radius_ = np.maximum(1.0 - self._knn_mean(S, mask, k), 1e-9)
-        self.n_items_ = n
-        return self
-
-    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
-        _check_fitted(self, "radius_")
-        S, idx = self._rows(S, index)
-        r_q = np.maximum(1.0 - self._knn_mean(S, self._mask_self(S, idx), int(self.k)), 1e-9)
-        return -(1.0 - S) / np.sqrt(r_q[:, None] * self.radius_[None, :])
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        return -(1.0 - S) / np.sqrt(r_q * r_j)
 
 
-class CSLS(_MatrixCalibrator):
+class CSLS(_KNNScaling):
     """Cross-domain similarity local scaling: ``2 cos(x, y) - r_x - r_y``.
 
     ``r_x`` is the mean similarity of x to its k nearest library neighbours, so items that are
@@ -364,70 +371,16 @@ class CSLS(_MatrixCalibrator):
     radius_ : np.ndarray [shape=(n,)]
     """
 
-    _arrays = ("radius_",)
+    @staticmethod
+    def radius_from_mean(mean_sim: np.ndarray) -> np.ndarray:
+        return mean_sim
 
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-    def fit(self, S: Any, y: Any = None) -> "CSLS":
-        k = check_positive_int("k", self.k)
-        S = _check_square(S)
-        n = S.shape[0]
-        self.radius_ = self._knn_mean(S, ~np.eye(n, dtype=bool), k)
-        self.n_items_ = n
-        return self
-
-    def transform(self, S: Any, *, index: Any = None) -> np.ndarray:
-        _check_fitted(self, "radius_")
-        S, idx = self._rows(S, index)
-        r_q = self._knn_mean(S, self._mask_self(S, idx), int(self.k))
-        return 2.0 * S - r_q[:, None] - self.radius_[None, :]
+    @staticmethod
+    def combine(S: np.ndarray, r_q: Any, r_j: Any) -> np.ndarray:
+        return 2.0 * S - r_q - r_j
 
 
 # --------------------------------------------------------------------------------------------
-class PercentileScaler(BaseEstimator):
-    """Map scores to their percentile among the library's pair scores, in [0, 1].
-
-    Parameters
-    ----------
-    max_quantiles : int
-        At most this many reference quantiles are kept (large libraries have ~n^2/2 pairs).
-
-    Attributes
-    ----------
-    quantiles_ : np.ndarray [shape=(q,)]   sorted reference scores
-    """
-
-    _arrays = ("quantiles_",)
-
-    def __init__(self, *, max_quantiles: int = 10001) -> None:
-        self.max_quantiles = max_quantiles
-
-    def fit(self, values: Any, y: Any = None) -> "PercentileScaler":
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        if v.size == 0 or not np.isfinite(v).all():
-            raise ParameterError("PercentileScaler.fit needs at least one finite pair score.")
-        v = np.sort(v)
-        q = check_positive_int("max_quantiles", self.max_quantiles)
-        if v.size > q:
-            v = np.quantile(v, np.linspace(0.0, 1.0, q))
-        self.quantiles_ = v
-        return self
-
-    @classmethod
-    def from_matrix(cls, S: np.ndarray, **kw: Any) -> "PercentileScaler":
-        """Fit on the off-diagonal pairs of a symmetric (n, n) matrix."""
-        S = np.asarray(S, dtype=np.float64)
-        iu = np.triu_indices(S.shape[0], k=1)
-        vals = S[iu] if iu[0].size else S.reshape(-1)
-        return cls(**kw).fit(vals)
-
-    def transform(self, values: Any) -> np.ndarray:
-        """Mid-rank percentile of each value among the reference scores (ties share it)."""
-        _check_fitted(self, "quantiles_")
-        return percentile_of(self.quantiles_, values)
-
-
 def percentile_of(table: np.ndarray, values: Any) -> np.ndarray:
     """Mid-rank percentile of each value among the sorted reference scores `table`, in [0, 1].
 
@@ -441,58 +394,3 @@ def percentile_of(table: np.ndarray, values: Any) -> np.ndarray:
     lo = np.searchsorted(table, v, side="left")
     hi = np.searchsorted(table, v, side="right")
     return np.clip((lo + hi) / (2.0 * n), 0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-_CLASSES = {c.__name__: c for c in (Centerer, ZScorer, Whitener, MutualProximity, LocalScaling, CSLS, PercentileScaler)}
-
-
-def save_calibrator(est: BaseEstimator, path: str | Path, *, model_key: str | None = None) -> Path:
-    """Save a fitted calibrator as ``PATH.json`` (class, options, version) + ``PATH.npz`` (arrays).
-
-    Returns the path of the JSON file. Nothing is pickled.
-    """
-    cls = type(est).__name__
-    if cls not in _CLASSES:
-        raise ParameterError(f"cannot save {cls}: not a soundalike calibrator ({', '.join(_CLASSES)}).")
-    fitted = [a for a in est._arrays if hasattr(est, a)]
-    if not fitted:
-        raise NotFittedError(f"This {cls} is not fitted yet; fit it before saving.")
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix in (".json", ".npz") else base
-    meta = {
-        "format": "soundalike-calibrator",
-        "version": FORMAT_VERSION,
-        "class": cls,
-        "params": est.get_params(),
-        "model_key": model_key,
-        "n_features_in_": getattr(est, "n_features_in_", None),
-        "n_items_": getattr(est, "n_items_", None),
-    }
-    base.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(base.with_suffix(".npz"), **{a: np.asarray(getattr(est, a)) for a in fitted})
-    js = base.with_suffix(".json")
-    js.write_text(json.dumps(meta, indent=2))
-    return js
-
-
-def load_calibrator(path: str | Path) -> BaseEstimator:
-    """Load a calibrator written by :func:`save_calibrator` (``allow_pickle=False``)."""
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix in (".json", ".npz") else base
-    js, npz = base.with_suffix(".json"), base.with_suffix(".npz")
-    if not js.is_file() or not npz.is_file():
-        raise ParameterError(f"calibrator files {js} and {npz} are both needed; save the calibrator again.")
-    meta = json.loads(js.read_text())
-    if meta.get("format") != "soundalike-calibrator" or meta.get("class") not in _CLASSES:
-        raise ParameterError(f"{js} is not a soundalike calibrator file.")
-    if int(meta.get("version", 0)) > FORMAT_VERSION:
-        raise ParameterError(f"{js} was written by a newer soundalike (format {meta['version']}); upgrade.")
-    est = _CLASSES[meta["class"]](**meta["params"])
-    with np.load(npz, allow_pickle=False) as data:
-        for name in data.files:
-            setattr(est, name, data[name])
-    for attr in ("n_features_in_", "n_items_"):
-        if meta.get(attr) is not None:
-            setattr(est, attr, int(meta[attr]))
-    return est

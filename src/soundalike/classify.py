@@ -25,11 +25,8 @@ import numpy as np
 from ._validation import check_embeddings, check_option
 from .errors import NotFittedError, ParameterError
 
-try:  # scikit-learn is a core dependency; keep the import failure readable anyway
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.exceptions import NotFittedError as _SkNotFittedError
-except ImportError as exc:  # pragma: no cover
-    raise ImportError("soundalike.classify needs scikit-learn: pip install scikit-learn") from exc
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 __all__ = [
     "ESTIMATORS",

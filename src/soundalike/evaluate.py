@@ -277,16 +277,17 @@ def _artist_block(S: np.ndarray, raw: np.ndarray | None, ids: np.ndarray, exp: E
         out["raw_genre_separation"] = M.group_separation(raw, genres)
     for k in exp.genre_k:
         r = M.genre_precision_at_k(S, genres, k=k)
-        out[f"genre_P@{k}"] = {"value": r[f"P@{k}"], "ceiling": r["ceiling"], "chance": r["chance"],
+        out[f"genre_p_at_{k}"] = {"value": r[f"P@{k}"], "ceiling": r["ceiling"], "chance": r["chance"],
                                "n_queries": r["n_queries"], "n_skipped": r["n_skipped"]}
-        out.setdefault("_per_query", {})[f"genre_P@{k}"] = (r["query"], r["p_at_k"])
+        out.setdefault("_per_query", {})[f"genre_p_at_{k}"] = (r["query"], r["p_at_k"])
         if k == exp.genre_k[0]:
-            out["genre_MAP"] = {"value": r["MAP"], "ceiling": 1.0, "chance": r["MAP_chance"]}
-            out["_per_query"]["genre_MAP"] = (r["query"], r["ap"])
+            out["genre_map"] = {"value": r["MAP"], "ceiling": 1.0, "chance": r["MAP_chance"]}
+            out["_per_query"]["genre_map"] = (r["query"], r["ap"])
     r = M.genre_precision_at_k(S, genres, k=exp.ndcg_k)
-    out[f"genre_nDCG@{exp.ndcg_k}"] = {"value": r[f"nDCG@{exp.ndcg_k}"], "ceiling": 1.0, "chance": r["nDCG_chance"]}
-    out["_per_query"][f"genre_nDCG@{exp.ndcg_k}"] = (r["query"], r["ndcg"])
-    out["artist_hubness"] = {f"k={k}": M.hubness(S, k=min(k, len(ids) - 1)) for k in exp.hubness_k} if len(ids) > 2 else {}
+    out[f"ndcg_at_{exp.ndcg_k}"] = {"value": r[f"nDCG@{exp.ndcg_k}"], "ceiling": 1.0, "chance": r["nDCG_chance"]}
+    out["_per_query"][f"ndcg_at_{exp.ndcg_k}"] = (r["query"], r["ndcg"])
+    if len(ids) > 2:
+        out.update({f"hubness_k{k}": M.hubness(S, k=min(k, len(ids) - 1)) for k in exp.hubness_k})
     pairs = []
     index = {n.casefold(): i for i, n in enumerate(names)}
     for p in exp.expected_pairs:
@@ -315,8 +316,6 @@ def _artist_block(S: np.ndarray, raw: np.ndarray | None, ids: np.ndarray, exp: E
     out["neighbours"] = {names[i]: [{"artist": names[j], "score": round(float(S[i, j]), 4),
                                      **({"raw_cosine": round(float(raw[i, j]), 4)} if raw is not None else {})}
                                     for j in M.rank_candidates(S, i)[:nk]] for i in range(len(ids))}
-    out["_artists"] = names
-    out["_matrix"] = S
     out["_ids"] = ids
     return out
 
@@ -327,12 +326,12 @@ def _track_block(S: np.ndarray, track_ids: list[str], track_artist: np.ndarray, 
     k = max(exp.genre_k)
     tg = M.track_genre_precision_at_k(S, genres, track_artist, k=k)
     return {
-        "same_artist_MAP": {"value": sam["MAP"], "ceiling": sam["ceiling"], "chance": sam["chance"],
+        "same_artist_map": {"value": sam["MAP"], "ceiling": sam["ceiling"], "chance": sam["chance"],
                             "n_queries": sam["n_queries"]},
-        f"track_genre_P@{k}": {"value": tg[f"P@{k}"], "ceiling": tg["ceiling"], "chance": tg["chance"],
+        f"track_genre_p_at_{k}": {"value": tg[f"P@{k}"], "ceiling": tg["ceiling"], "chance": tg["chance"],
                                "n_queries": tg["n_queries"]},
-        "track_hubness": {f"k={kk}": M.hubness(S, k=kk) for kk in exp.hubness_k},
-        "_per_query": {"same_artist_MAP": (sam["query"], sam["ap"], track_artist[sam["query"]])},
+        **{f"track_hubness_k{kk}": M.hubness(S, k=kk) for kk in exp.hubness_k},
+        "_per_query": {"same_artist_map": (sam["query"], sam["ap"], track_artist[sam["query"]])},
     }
 
 
@@ -413,14 +412,11 @@ def _hybrid_rows(store, exp: Experiment, ctx: dict) -> list[dict]:
     for h in exp.hybrid:
         row = {"backend": f"hybrid:{h['name']}", "kind": "hybrid", "calibration": h["calibration"], "profile": "centroid",
                "weights_kind": "hand", "signals": h["signals"]}
-        try:
-            from .hybrid import HybridConfig, hybrid_scores
+        from .hybrid import HybridConfig, hybrid_scores
 
+        try:
             cfg = HybridConfig.from_dict(h["config"])
             res = hybrid_scores(store, signals=h["signals"], config=cfg, backend=h["backend"], calibration=h["calibration"])
-        except ImportError as exc:
-            rows.append(dict(row, status=f"{NOT_AVAILABLE}: {exc}"))
-            continue
         except SoundalikeError as exc:
             rows.append(dict(row, status=f"skipped: {exc}"))
             continue
@@ -442,10 +438,10 @@ def _winners(rows: list[dict], exp: Experiment) -> list[dict]:
     """Best configuration per headline metric, with a paired bootstrap against the runner-up."""
     out = []
     ok = [r for r in rows if r.get("status") == "ok" and "random" not in str(r.get("weights_kind"))]
-    metrics = [f"genre_nDCG@{exp.ndcg_k}", f"genre_P@{max(exp.genre_k)}", "genre_MAP", "same_artist_MAP"]
+    metrics = [f"ndcg_at_{exp.ndcg_k}", f"genre_P@{max(exp.genre_k)}", "genre_map", "same_artist_map"]
     for m in metrics:
         cands = [r for r in ok if m in r and np.isfinite(r[m]["value"])]
-        if m == "same_artist_MAP":  # track-level: the artist profile plays no part, keep one row each
+        if m == "same_artist_map":  # track-level: the artist profile plays no part, keep one row each
             cands = [r for r in cands if r.get("profile") == exp.profiles[0]]
         if len(cands) < 2:
             continue
@@ -530,6 +526,7 @@ def run_experiment(exp: Experiment, store, *, progress: Callable[[str], None] | 
     for members in exp.ensembles:
         rows += _ensemble_rows(members, exp, ctx)
     rows += _hybrid_rows(store, exp, ctx)
+    rows = [M.with_aliases(r) for r in rows]
     winners = _winners(rows, exp)
     cls = _classification(exp, ctx)
     return {"configurations": rows, "winners": winners, "classification": cls,
@@ -563,12 +560,15 @@ def experiment_report(exp: Experiment, store, results: dict) -> dict:
     cal = next((c for c in exp.calibrations if c != "none"), exp.calibrations[0])
     report = build_report(store, backends=backends or None, calibration=cal, k=exp.neighbours_k,
                           library=exp.library or str(store.path))
-    maps = {}
-    for r in results["configurations"]:
-        if r.get("status") == "ok" and r.get("profile") == "centroid" and "_matrix" in r and r.get("kind") != "hybrid":
-            if r["backend"] not in maps or (r.get("calibration") == cal and maps[r["backend"]].get("calibration") != cal):
-                maps[r["backend"]] = r
-    report["artist_maps"] = {b: _artist_map(r) for b, r in maps.items() if b in {s.label for s in exp.backends}}
+    from .query import Engine, layout_method
+
+    engine, maps = Engine(store), {}
+    for spec in exp.backends:
+        if spec.name in backends:
+            ids, xy, c = engine.layout(backend=spec.name, layer=spec.layer, calibration=cal)
+            maps[spec.label] = {"method": layout_method(len(ids)), "calibration": c,
+                                "artists": [engine.artist_by_id[int(a)].name for a in ids], "xy": np.round(xy, 5).tolist()}
+    report["artist_maps"] = maps
     report["experiment"] = {"name": exp.name, "source": exp.source, "description": exp.description,
                             "calibrations": exp.calibrations, "profiles": exp.profiles,
                             "ensembles": ["+".join(e) for e in exp.ensembles], "hybrid": [h["name"] for h in exp.hybrid],
@@ -578,17 +578,3 @@ def experiment_report(exp: Experiment, store, results: dict) -> dict:
                             "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     report["metrics"] = _public(results)
     return report
-
-
-def _artist_map(row: dict) -> dict:
-    """2-D artist map: classical MDS of the score matrix (distance = 1 − score)."""
-    S = np.asarray(row["_matrix"], dtype=float)
-    D2 = (1.0 - S) ** 2
-    n = S.shape[0]
-    J = np.eye(n) - 1.0 / n
-    B = -0.5 * J @ D2 @ J
-    w, V = np.linalg.eigh(B)
-    idx = np.argsort(w)[::-1][:2]
-    xy = V[:, idx] * np.sqrt(np.maximum(w[idx], 0))
-    return {"method": "classical MDS of 1 − score", "calibration": row.get("calibration"),
-            "artists": row["_artists"], "xy": np.round(xy, 5).tolist()}

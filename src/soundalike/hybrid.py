@@ -181,8 +181,6 @@ class HybridScorer(BaseEstimator):
     shrinkage by inner label-disjoint cross-validation (folds of labels, e.g. artists), so with
     few reference groups the blend stays near equal weights unless the data say otherwise.
 
-    ``fit_ranking(mats, labels)``: grid search of mAP over the simplex (few signals only).
-
     Parameters
     ----------
     signals : tuple of str   column names of F
@@ -217,33 +215,6 @@ class HybridScorer(BaseEstimator):
         coef = np.clip(lr.coef_.ravel(), 0.0, None)
         self.coef_ = coef / coef.sum() if coef.sum() > 0 else np.full(len(coef), 1.0 / len(coef))
         self.n_features_in_ = F.shape[1]
-        return self
-
-    def fit_ranking(self, mats: list[np.ndarray], labels: Any, *, step: float = 0.1) -> "HybridScorer":
-        """Learn weights that maximise same-label retrieval mAP directly (learning to rank).
-
-        A grid search over the weight simplex (``step``), scored by the mean average precision
-        of each item's same-label items among all others. Suits few signals (<= 5).
-
-        Parameters
-        ----------
-        mats : list of np.ndarray [shape=(n, n)]   one score matrix per signal, in ``signals`` order
-        labels : array [shape=(n,)]                e.g. the artist of each track
-        """
-        from .metrics import same_artist_map
-
-        if len(mats) != len(self.signals):
-            raise ParameterError(f"fit_ranking needs {len(self.signals)} matrices (signals {self.signals}), got {len(mats)}.")
-        grid = _simplex(len(mats), step)
-        best, best_w = -1.0, grid[0]
-        for w in grid:
-            S = sum(wi * M for wi, M in zip(w, mats))
-            m = same_artist_map(S, labels)["MAP"]
-            if m > best + 1e-12:
-                best, best_w = m, w
-        self.coef_ = np.asarray(best_w, dtype=np.float64)
-        self.train_map_ = float(best)
-        self.n_features_in_ = len(mats)
         return self
 
     def fit_listwise(self, mats: list[np.ndarray], labels: Any) -> "HybridScorer":
@@ -369,15 +340,6 @@ class HybridScorer(BaseEstimator):
             raise NotFittedError("This HybridScorer is not fitted yet; call fit(F, y) on reference pairs first.")
         return {s: float(w) for s, w in zip(self.signals, self.coef_)}
 
-    def score(self, F: Any) -> np.ndarray:
-        """Blended score of each pair, renormalised over its present signals. [shape=(n_pairs,)]"""
-        w = np.asarray(list(self.weights().values()))
-        F = np.asarray(F, dtype=np.float64)
-        ok = np.isfinite(F)
-        den = (ok * w).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, (np.where(ok, F, 0.0) * w).sum(axis=1) / den, np.nan)
-
     def save(self, path: str | Path) -> Path:
         p = Path(path).with_suffix(".json")
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -409,30 +371,11 @@ def _json_float(x: float) -> float | str:
     return x if np.isfinite(x) else str(x)
 
 
-def _simplex(d: int, step: float) -> list[np.ndarray]:
-    """Every weight vector of `d` non-negative entries in multiples of `step` summing to 1."""
-    m = int(round(1.0 / step))
-    out: list[np.ndarray] = []
+def load_enrichment(store: Any) -> dict:
+    """``soundalike.enrich.signal_inputs(store)``: the enrichment cache's tags, references and graph."""
+    from .enrich import signal_inputs
 
-    def rec(prefix: list[int], left: int, k: int) -> None:
-        if k == 1:
-            out.append(np.array(prefix + [left], dtype=float) / m)
-            return
-        for v in range(left + 1):
-            rec(prefix + [v], left - v, k - 1)
-
-    rec([], m, d)
-    return out
-
-
-def load_enrichment(store: Any) -> dict | None:
-    """``soundalike.enrich.signal_inputs(store)`` when that module is installed, else None."""
-    try:
-        from . import enrich  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    fn = getattr(enrich, "signal_inputs", None)
-    return fn(store) if fn is not None else None
+    return signal_inputs(store)
 
 
 def file_tags_of(store: Any) -> dict[int, dict[str, float]]:

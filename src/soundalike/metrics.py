@@ -17,6 +17,7 @@ and counted in ``n_skipped``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,6 +45,9 @@ __all__ = [
     "bootstrap_ci",
     "paired_bootstrap",
     "group_separation",
+    "metric_entry",
+    "quality_metrics",
+    "with_aliases",
 ]
 
 
@@ -415,3 +419,64 @@ def _labels(labels, n: int, name: str) -> list:
 def _check_k(k) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ParameterError(f"k must be a positive integer, got {k!r}.")
+
+
+# --------------------------------------------------------------------------- the one schema
+#: CONTRACTS names (left) and the names earlier documents used (right), kept readable as aliases
+_ALIASES = [
+    (re.compile(r"genre_p_at_(\d+)"), "genre_P@{0}"),
+    (re.compile(r"track_genre_p_at_(\d+)"), "track_genre_P@{0}"),
+    (re.compile(r"ndcg_at_(\d+)"), "genre_nDCG@{0}"),
+    (re.compile(r"genre_map"), "genre_MAP"),
+    (re.compile(r"same_artist_map"), "same_artist_MAP"),
+    (re.compile(r"hubness_k(\d+)"), "hubness@{0}"),
+]
+
+
+def metric_entry(value: float, ceiling: float, chance: float, n_queries: int | None = None) -> dict:
+    """One figure as every evaluation document writes it: value beside its ceiling and chance."""
+    out = {"value": value, "ceiling": ceiling, "chance": chance}
+    if n_queries is not None:
+        out["n_queries"] = n_queries
+    return out
+
+
+def with_aliases(metrics: dict) -> dict:
+    """`metrics` (CONTRACTS names) plus each old name as an alias of the same value, and the
+    flat ``genre_p_at_{k}_ceiling`` / ``_chance`` keys CONTRACTS lists."""
+    out = dict(metrics)
+    for key, value in metrics.items():
+        for pattern, old in _ALIASES:
+            m = pattern.fullmatch(str(key))
+            if m:
+                out.setdefault(old.format(*m.groups()), value)
+        m = re.fullmatch(r"(track_)?hubness_k(\d+)", str(key))
+        if m:
+            out.setdefault(f"{m.group(1) or 'artist_'}hubness", {})[f"k={m.group(2)}"] = value
+        if re.fullmatch(r"genre_p_at_\d+", str(key)) and isinstance(value, dict):
+            out[f"{key}_ceiling"], out[f"{key}_chance"] = value.get("ceiling"), value.get("chance")
+    return out
+
+
+def quality_metrics(S_artists: np.ndarray, artist_genres: Sequence, *, S_tracks: np.ndarray | None = None,
+                    track_artists: Sequence | None = None, genre_k: Sequence[int] = (1, 5),
+                    hubness_k: Sequence[int] = (5,)) -> dict:
+    """The quality block of a report: same-artist mAP (tracks), artist genre P@k, hubness.
+
+    Keys are the CONTRACTS names (``same_artist_map``, ``genre_p_at_{k}``, ``hubness_k{k}``),
+    with the old names as aliases (:func:`with_aliases`).
+    """
+    out: dict = {}
+    if S_tracks is not None and len(S_tracks) > 2:
+        sa = same_artist_map(S_tracks, list(track_artists))
+        out["same_artist_map"] = metric_entry(sa["MAP"], sa["ceiling"], sa["chance"], sa["n_queries"])
+    n = len(artist_genres)
+    if n > 2 and sum(g is not None for g in artist_genres) > 1:
+        for k in genre_k:
+            r = genre_precision_at_k(S_artists, artist_genres, k=min(k, n - 1))
+            out[f"genre_p_at_{k}"] = metric_entry(r[f"P@{r['k']}"], r["ceiling"], r["chance"], r["n_queries"])
+    for k in hubness_k:
+        if n > k:
+            h = hubness(S_artists, k=k)
+            out[f"hubness_k{k}"] = {key: h[key] for key in h if not hasattr(h[key], "__len__")}
+    return with_aliases(out)

@@ -27,7 +27,7 @@ import numpy as np
 from ._validation import check_embeddings, check_option, check_positive_int
 from .errors import BackendUnavailable, DimensionMismatchError, ParameterError
 
-__all__ = ["NeighbourIndex", "FAISS_MIN_ITEMS", "faiss_available", "group_exclusions", "index_dir", "vectors_fingerprint"]
+__all__ = ["NeighbourIndex", "FAISS_MIN_ITEMS", "faiss_available", "index_dir", "vectors_fingerprint"]
 
 #: ``backend="auto"`` switches to Faiss at this many indexed items
 FAISS_MIN_ITEMS = 50_000
@@ -52,19 +52,6 @@ def vectors_fingerprint(ids: Sequence[str], X: np.ndarray, **options: Any) -> st
                         sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
     return h.hexdigest()
-
-
-def group_exclusions(query_groups: Sequence[Any], index_groups: Sequence[Any]) -> list[np.ndarray]:
-    """For each query, the index positions sharing its group (artist, album, ...).
-
-    ``None`` groups exclude nothing.
-    """
-    pos: dict[Any, list[int]] = {}
-    for j, g in enumerate(index_groups):
-        if g is not None:
-            pos.setdefault(g, []).append(j)
-    empty = np.zeros(0, dtype=int)
-    return [np.asarray(pos.get(g, []), dtype=int) if g is not None else empty for g in query_groups]
 
 
 class NeighbourIndex:

@@ -72,6 +72,10 @@ class ModelInfo:
     n_layers: int
 
 
+_TRACK_SELECT = ("SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
+                 " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -266,14 +270,11 @@ class Store:
         close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.5)
         close += [a.name_key for a in artists if key and key in a.name_key and a.name_key not in close][:3]
         names = [keys[k] for k in close]
-        hint = f" Did you mean: {', '.join(names)}?" if names else " Run `soundalike status` to list artists."
+        hint = f" Did you mean: {', '.join(names)}?" if names else " List the artists with `soundalike tracks`."
         raise UnknownArtistError(f"Unknown artist {name!r} in {self.path}.{hint}", suggestions=names)
 
     def tracks(self, *, artist_id: int | None = None) -> list[Track]:
-        sql = (
-            "SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
-            " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id"
-        )
+        sql = _TRACK_SELECT
         params: tuple = ()
         if artist_id is not None:
             sql += " WHERE t.artist_id=?"
@@ -282,11 +283,7 @@ class Store:
         return [Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g)) for r in rows]
 
     def track(self, track_id: str) -> Track:
-        r = self.execute(
-            "SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
-            " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id WHERE t.track_id=?",
-            (track_id,),
-        ).fetchone()
+        r = self.execute(_TRACK_SELECT + " WHERE t.track_id=?", (track_id,)).fetchone()
         if r is None:
             raise UnknownTrackError(f"No track with id {track_id!r} in {self.path}.")
         return Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g))

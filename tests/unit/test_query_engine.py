@@ -146,6 +146,12 @@ def test_cli_text_is_never_markup(store, tmp_path):
     assert r.exit_code == 0 and "song 0 [flac].wav" in r.output
     r = CliRunner().invoke(app, ["similar", "Artist 1", "--backend", "vggish", "--db", str(store.path)])
     assert r.exit_code == 1 and "it has: test-vec" in r.output and "embed --backend" not in r.output
+    from soundalike.backends import backend_statuses
+
+    r = CliRunner().invoke(app, ["backends"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())  # the terminal wraps long lines; nothing is cut
+    assert all(" ".join(s.install_hint.split()) in text for s in backend_statuses() if s.status != "ready")
 
 
 def _imports(path: Path) -> set[str]:
@@ -177,6 +183,10 @@ def test_no_upward_imports():
             "audio.py", "pipeline.py")
         if below and any(m.startswith(above_query) for m in mods):
             bad.append(f"{rel} imports {sorted(m for m in mods if m.startswith(above_query))}")
+        below_engine = rel.startswith("backends/") or rel in ("audio.py", "library.py", "store.py", "pipeline.py",
+                                                             "distributed.py", "_migrations.py")
+        if below_engine and any(m.startswith("soundalike.query") for m in mods):
+            bad.append(f"{rel} imports the query engine")
     assert not bad, bad
     sizes = {p.relative_to(SRC).as_posix(): len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
     assert max(sizes.values()) <= 600, {k: v for k, v in sizes.items() if v > 600}

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -19,7 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import SoundalikeError
 from ..store import Store, default_db_path
 
-__all__ = ["err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "refresh_defaults", "STATE"]
+__all__ = ["BackendOpt", "CalibrationOpt", "LayerOpt", "JsonOpt", "err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "refresh_defaults", "STATE"]
+
+# options shared by the query commands (similar, matrix, map, tracks)
+BackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="Backend (default: the best stored one).")]
+CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration (default: the backend's validated default).")]
+LayerOpt = Annotated[Optional[int], typer.Option("--layer", help="Layer of a multi-layer backend.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The JSON document on stdout.")]
 
 err = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
 out = Console(highlight=False, soft_wrap=True)

@@ -23,7 +23,7 @@ from .answer import artist_neighbour, finish, header, track_neighbour
 from .refs import resolve_artist, resolve_track
 from .space import CalibratedSpace, Hit
 from .spec import INDEX_MODES, Query
-from .vectors import ModelVectors, fit_space, load_vectors, space_from_state
+from .vectors import ModelVectors, fit_space, load_vectors, pick_model, space_from_state
 
 __all__ = ["Engine", "run_query", "FALLBACK_CALIBRATION", "HYBRID_MAX_ARTISTS"]
 
@@ -97,7 +97,12 @@ class Engine:
 
     # --- models ------------------------------------------------------------------------------
     def vectors(self, backend: str | None = None, layer: int | None = None) -> ModelVectors:
-        return self._cache.get(("vectors", backend, layer), lambda: load_vectors(self.store, backend=backend, layer=layer))
+        """The stored vectors of `backend` (None: the best stored model) at `layer` (None: its default)."""
+        model = self._cache.get(("model", backend), lambda: pick_model(self.store, backend))
+        if layer is None:
+            layer = int(model.config.get("default_layer", 0))
+        return self._cache.get(("vectors", model.model_key, layer),
+                               lambda: load_vectors(self.store, model_key=model.model_key, layer=layer))
 
     def fingerprint(self, vec: ModelVectors) -> str:
         return self._cache.get(("fp", vec.model.model_key, vec.layer), vec.fingerprint)

@@ -69,28 +69,30 @@ def _block_rows(n: int) -> int:
     return max(1, min(n, _BLOCK_BYTES // (8 * max(n, 1))))
 
 
-def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
-    """Per-item k-NN radius of unit rows `V`: nicdm mean distance, csls mean similarity.
+def _scaler(calibration: str):
+    return LocalScaling if calibration == "nicdm" else CSLS
 
-    The definitions of :class:`calibration.LocalScaling` and :class:`calibration.CSLS`,
-    computed in row blocks.
-    """
+
+def knn_radius(V: np.ndarray, calibration: str, k: int) -> np.ndarray:
+    """Per-item k-NN radius of unit rows `V` for nicdm / csls (:class:`calibration.LocalScaling`,
+    :class:`calibration.CSLS` define it), computed in row blocks."""
     n = V.shape[0]
     sims = np.empty(n)
     step = _block_rows(n)
+    if n > EXACT_TABLE_MAX_ITEMS:  # large spaces: float32 products (twice as fast; radii agree to ~1e-7)
+        V = V.astype(np.float32)
     for s in range(0, n, step):
         S = np.clip(V[s:s + step] @ V.T, -1.0, 1.0)
         S[np.arange(S.shape[0]), np.arange(s, s + S.shape[0])] = -np.inf
         sims[s:s + S.shape[0]] = LocalScaling._knn_mean(S, np.isfinite(S), k)
-    return np.maximum(1.0 - sims, 1e-9) if calibration == "nicdm" else sims
+    return _scaler(calibration).radius_from_mean(sims)
 
 
 def _query_radius(cos: np.ndarray, self_pos: int, calibration: str, k: int) -> float:
     mask = np.ones(cos.shape[0], bool)
     if self_pos >= 0:
         mask[self_pos] = False
-    m = float(LocalScaling._knn_mean(cos[None, :], mask[None, :], k)[0])
-    return max(1.0 - m, 1e-9) if calibration == "nicdm" else m
+    return float(_scaler(calibration).radius_from_mean(LocalScaling._knn_mean(cos[None, :], mask[None, :], k))[0])
 
 
 def _tie_guard(vals: np.ndarray) -> np.ndarray:
@@ -99,11 +101,9 @@ def _tie_guard(vals: np.ndarray) -> np.ndarray:
     return np.round(vals, 12)
 
 
-def _scale(cos: np.ndarray, r_q: float | np.ndarray, r_j: np.ndarray, calibration: str) -> np.ndarray:
+def _scale(cos: np.ndarray, r_q, r_j: np.ndarray, calibration: str) -> np.ndarray:
     """Locally scaled value of cosines `cos` between items with radii `r_q` and `r_j`."""
-    if calibration == "nicdm":
-        return -(1.0 - cos) / np.sqrt(r_q * r_j)
-    return 2.0 * cos - r_q - r_j
+    return _scaler(calibration).combine(cos, r_q, r_j)
 
 
 @dataclass
@@ -226,16 +226,29 @@ class CalibratedSpace:
             return np.full(len(positions), np.nan)
         return np.clip(self.R[positions] @ raw_q, -1.0, 1.0)
 
-    def calibrated(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
-                   full_cos: np.ndarray | None) -> np.ndarray:
-        """Score in [0, 1] of the items at `positions` (their cosines `cos`) for one query."""
+    def values(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
+               full_cos: np.ndarray | None) -> np.ndarray:
+        """Calibrated values (monotonic in the score) of the items at `positions` for one query.
+
+        Local scaling for nicdm/csls, the cosine otherwise, the probability for mutual proximity;
+        rounded to 12 decimals (:func:`_tie_guard`).
+        """
         if self.calibration.startswith("mp-"):
             if self.mp is None:
                 return np.full(len(positions), 0.5)
             row = self.mp.transform(full_cos[None, :], index=[self_pos])[0]
-            return np.clip(row[positions], 0.0, 1.0)
+            return _tie_guard(np.clip(row[positions], 0.0, 1.0))
         vals = cos if self.radius is None or r_q is None else _scale(cos, r_q, self.radius[positions], self.calibration)
-        return percentile_of(self.table, _tie_guard(vals))
+        return _tie_guard(vals)
+
+    def to_score(self, vals: np.ndarray) -> np.ndarray:
+        """The CONTRACTS score in [0, 1]: the percentile among all pairs (mutual proximity: itself)."""
+        return vals if self.calibration.startswith("mp-") else percentile_of(self.table, vals)
+
+    def calibrated(self, cos: np.ndarray, positions: np.ndarray, r_q: float | None, self_pos: int,
+                   full_cos: np.ndarray | None) -> np.ndarray:
+        """Score in [0, 1] of the items at `positions` (their cosines `cos`) for one query."""
+        return self.to_score(self.values(cos, positions, r_q, self_pos, full_cos))
 
     def top(self, q: np.ndarray | None, *, k: int, self_pos: int = -1, raw_q: np.ndarray | None = None,
             allowed: np.ndarray | None = None, item_group: np.ndarray | None = None, group_gap: int = 0,
@@ -282,14 +295,20 @@ class CalibratedSpace:
             r_q = _query_radius(cos, -1, self.calibration, local_k(len(self)))
         if self.calibration.startswith("mp-"):
             full_cos = self._cosines(q, self_pos, None)
-        score = self.calibrated(cos, positions, r_q, self_pos, full_cos)
+        vals = self.values(cos, positions, r_q, self_pos, full_cos)
         keep = allowed[positions]
-        positions, score, cos = positions[keep], score[keep], cos[keep]
+        positions, vals, cos = positions[keep], vals[keep], cos[keep]
+        if group_gap <= 0 and len(vals) > k:
+            # the percentile is monotonic in the value: keep everything tied with the k-th best, map only those
+            kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+            top = np.flatnonzero(vals >= kth)
+            positions, vals, cos = positions[top], vals[top], cos[top]
         # best first; ties by cosine, then by row order, so every surface gets the same order
-        order = np.lexsort((positions, -cos, -score))
+        order = np.lexsort((positions, -cos, -vals))
         picked = _pick(order.tolist(), positions, item_group, group_gap, k)
+        score = self.to_score(vals[picked])
         raw = self._raw(positions[picked], raw_q, self_pos)
-        return [Hit(int(positions[o]), float(score[o]), float(r)) for o, r in zip(picked, raw)]
+        return [Hit(int(positions[o]), float(sc), float(r)) for o, sc, r in zip(picked, score, raw)]
 
     def pair_scores(self, a: int, others: Iterable[int]) -> np.ndarray:
         """Scores of item `a` against the items at positions `others`."""

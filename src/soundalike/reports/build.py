@@ -27,29 +27,15 @@ def _genre_of(genres_per_track: list[tuple[str, ...]]) -> str | None:
 
 
 def _quality(engine: Engine, backend: str, ids: np.ndarray, score: np.ndarray, genre: dict, calibration: str) -> dict:
-    """Same-artist track mAP and artist genre P@1/P@5 with ceilings and chance (CONTRACTS.md).
+    """The report's quality block (:func:`soundalike.metrics.quality_metrics`) from the engine's scores.
 
     The genre labels come from tags/manifest and are used only as the reference here.
     """
-    from ..metrics import genre_precision_at_k, hubness, same_artist_map
+    from ..metrics import quality_metrics
 
-    out: dict = {}
     vec = engine.vectors(backend)
-    if len(vec.track_ids) > 2:
-        _, ts, _, _ = engine.track_scores(backend=backend, calibration=calibration)
-        sa = same_artist_map(ts, list(vec.track_artist))
-        out["same_artist_map"] = {"value": sa["MAP"], "chance": sa["chance"], "ceiling": sa["ceiling"],
-                                  "n_queries": sa["n_queries"]}
-    labels = [genre.get(int(a)) for a in ids]
-    if len(ids) > 2 and sum(g is not None for g in labels) > 1:
-        for k in (1, 5):
-            r = genre_precision_at_k(score, labels, k=min(k, len(ids) - 1))
-            out[f"genre_P@{k}"] = {"value": r[f"P@{r['k']}"], "ceiling": r["ceiling"], "chance": r["chance"],
-                                   "n_queries": r["n_queries"]}
-    if len(ids) > 5:
-        h = hubness(score, k=5)
-        out["hubness@5"] = {key: h[key] for key in h if not hasattr(h[key], "__len__")}
-    return out
+    ts = engine.track_scores(backend=backend, calibration=calibration)[1] if len(vec.track_ids) > 2 else None
+    return quality_metrics(score, [genre.get(int(a)) for a in ids], S_tracks=ts, track_artists=list(vec.track_artist))
 
 
 def build_report(

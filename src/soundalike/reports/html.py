@@ -171,8 +171,8 @@ def render_html(report: dict) -> str:
         h.append("</div>")
     maps = report.get("artist_maps") or {}
     if maps:
-        h.append("<h2 id='maps'>Artist maps</h2><p class='meta'>Classical MDS of 1 − calibrated score (centroid profiles); "
-                 "colour = artist genre label. Distances are approximate.</p><div class='figs'>")
+        h.append("<h2 id='maps'>Artist maps</h2><p class='meta'>PCA of the calibrated artist profiles (the layout of "
+                 "`soundalike map` and the web page); colour = artist genre label.</p><div class='figs'>")
         for b, mp in maps.items():
             wk = next((m["weights_kind"] for m in models if m["name"] == b), "")
             title = f"{b} ({wk} weights), calibration {mp.get('calibration')}"

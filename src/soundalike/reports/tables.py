@@ -55,7 +55,7 @@ def _side_by_side(report: dict, met: dict) -> list[dict]:
     nk = exp.get("ndcg_k", 10)
     rows, na = [], []
     ok = [r for r in met.get("configurations", []) if r.get("status") == "ok"]
-    keys = [*[f"genre_P@{k}" for k in gk], f"genre_nDCG@{nk}", "same_artist_MAP"]
+    keys = [*[f"genre_p_at_{k}" for k in gk], f"ndcg_at_{nk}", "same_artist_map"]
     # Ceiling and chance depend on the labels only: shown once in the header when every row agrees.
     shared = {}
     for key in keys:
@@ -78,20 +78,20 @@ def _side_by_side(report: dict, met: dict) -> list[dict]:
             na.append([r.get("backend"), r.get("calibration") or "–", r.get("profile") or "–", r.get("status", "")])
             continue
         rc = r.get("raw_cosine_pairs") or {}
-        hub = (r.get("track_hubness") or {}).get("k=5") or (r.get("artist_hubness") or {}).get("k=5") or {}
+        hub = r.get("track_hubness_k5") or r.get("hubness_k5") or {}
         rows.append([
             r["backend"], _wk(r), r.get("calibration"), r.get("profile"),
             f"{fmt(rc.get('min'))}–{fmt(rc.get('max'))} ({fmt(rc.get('range'))})" if rc else "–",
             fmt(r.get("genre_separation")),
-            *[cell(r, f"genre_P@{k}") for k in gk],
-            cell(r, f"genre_nDCG@{nk}"),
-            cell(r, "same_artist_MAP"),
+            *[cell(r, f"genre_p_at_{k}") for k in gk],
+            cell(r, f"ndcg_at_{nk}"),
+            cell(r, "same_artist_map"),
             f"{fmt(hub.get('skewness'), 2)} / {hub.get('max_k_occurrence', '–')} / {fmt(hub.get('anti_hub_share'), 2)}"
             if hub else "–",
         ])
     cols = ["backend", "weights", "calibration", "profile", "raw cosine min–max (range)", "genre separation",
-            *[head(f"genre_P@{k}", f"genre P@{k}") for k in gk], head(f"genre_nDCG@{nk}", f"genre nDCG@{nk}"),
-            head("same_artist_MAP", "same-artist mAP (tracks)"),
+            *[head(f"genre_p_at_{k}", f"genre P@{k}") for k in gk], head(f"ndcg_at_{nk}", f"genre nDCG@{nk}"),
+            head("same_artist_map", "same-artist mAP (tracks)"),
             "hubness k=5: skew / max N5 / anti-hubs"]
     out = [{"title": "Models side by side", "caption": caption(report, extra="every calibration in its row"),
             "columns": cols, "rows": rows,
@@ -262,12 +262,12 @@ def report_tables(report: dict) -> list[dict]:
 def quality_rows(model: dict) -> list[tuple[str, str, str, str]]:
     """(metric, value, ceiling, chance) rows of a report section's quick quality metrics."""
     rows = []
-    for key, label in (("same_artist_map", "same-artist track mAP"), ("genre_P@1", "artist genre P@1"),
-                       ("genre_P@5", "artist genre P@5")):
+    for key, label in (("same_artist_map", "same-artist track mAP"), ("genre_p_at_1", "artist genre P@1"),
+                       ("genre_p_at_5", "artist genre P@5")):
         m = (model.get("metrics") or {}).get(key)
         if m:
             rows.append((f"{label} ({m['n_queries']} queries)", fmt(m["value"]), fmt(m["ceiling"]), fmt(m["chance"])))
-    h = (model.get("metrics") or {}).get("hubness@5")
+    h = (model.get("metrics") or {}).get("hubness_k5")
     if h:
         rows.append(("hubness: largest 5-occurrence / skewness", f"{h['max_k_occurrence']} / {fmt(h['skewness'], 2)}", "–", "–"))
     return rows

@@ -246,6 +246,7 @@ def _run_rescan(app, st: LibraryState) -> None:
     from ..audio import WindowPolicy
     from ..backends import load_backend
     from ..pipeline import embed, ingest
+    from ..query import refresh_calibrators
     from ..store import Store
 
     try:
@@ -258,6 +259,7 @@ def _run_rescan(app, st: LibraryState) -> None:
             if backends:
                 embed(store, backends, policy=policy, run_id=run_id)
             store.finish_run(run_id)
+            refresh_calibrators(store)  # new vectors: the default calibrations are decided again
         new = LibraryState(st.settings)
         new.warm_up()
         app.state.library = new

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ParameterError, UnknownArtistError, UnknownTrackError
+from ..errors import ParameterError, UnknownArtistError
 from ..library import artist_key
 from ..query import CALIBRATIONS, Engine, pick_model
 from ..store import Artist, ModelInfo, Store, Track
@@ -132,8 +132,8 @@ class LibraryState:
             return self.default_backend
         if backend not in self.backends:
             have = ", ".join(self.backends) or "none"
-            raise ParameterError(f"backend={backend!r} has no vectors in this library (it has: {have}); "
-                                 f"run `soundalike embed --backend {backend}`.")
+            raise ParameterError(f"backend={backend!r} has no vectors in this library; it has: {have}. "
+                                 "Ask one of those (GET /api/health lists them).")
         return backend
 
     def extra(self, key, build):
