@@ -28,8 +28,8 @@ __all__ = ["normalise_title", "DuplicateDetector", "THRESHOLDS"]
 
 #: (cosine_min, title_cosine_min) per backend, measured in benchmarks/duplicates.py
 THRESHOLDS: dict[str, tuple[float, float]] = {
-    "descriptors": (0.97, 0.90),
-    "musicnn-msd": (0.97, 0.90),
+    "descriptors": (0.91, 0.70),
+    "musicnn-msd": (0.985, 0.70),
 }
 DEFAULT_THRESHOLDS = (0.97, 0.90)
 
