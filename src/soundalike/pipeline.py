@@ -195,9 +195,12 @@ def model_key(backend: Backend, policy: WindowPolicy) -> tuple[str, dict]:
     return backend.key_for(policy.key()), backend.stored_config(policy.key())
 
 
-def register(store: Store, backend: Backend, policy: WindowPolicy) -> str:
+def register(store: Store, backend: Backend, policy: WindowPolicy, *, companion_of: str | None = None) -> str:
+    """Record the model in the store; a companion's row names its primary's key (not hashed)."""
     key, config = model_key(backend, policy)
     stored = {**config, "default_layer": backend.default_layer}
+    if companion_of is not None:
+        stored["companion_of"] = companion_of
     store.register_model(
         model_key=key, backend=backend.name, config=stored, weights_sha256=backend.weights_sha256,
         weights_kind=backend.weights_kind, dim=backend.embedding_size, n_layers=backend.n_layers,
@@ -226,9 +229,10 @@ class EmbedPlan:
         return [k for ks in self.keys for k in ks]
 
     def register(self, store: Store) -> None:
-        for us in self.units:
-            for u in us:
-                register(store, u, self.policy)
+        for us, ks in zip(self.units, self.keys):
+            register(store, us[0], self.policy)
+            for u in us[1:]:
+                register(store, u, self.policy, companion_of=ks[0])
 
 
 @dataclass
