@@ -207,7 +207,7 @@ class _Musicnn(Backend):
         dtype: str = "float32",
         tiny: bool = False,
         seed: int = 0,
-        max_batch: int = 10,
+        max_batch: int = 32,
         runtime: str = "auto",
     ) -> None:
         self.output = check_option("output", output, tuple(self.output_sizes))
