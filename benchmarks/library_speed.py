@@ -273,6 +273,37 @@ def quality(dev: Path, bliss_procs: int, work: Path, *, with_bliss: bool = True)
     return out
 
 
+# --- report -------------------------------------------------------------------------------------------
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The RESULTS.md tables of one run's JSON."""
+    lines = [f"Run {doc['date_utc']}: {doc['n_files']} files ({doc['formats']}), {doc['audio_minutes']:.0f} min of audio, "
+             f"{doc['cpus']} CPUs (shared; load average {_loads(doc)})."]
+    if doc.get("bliss_problem"):
+        lines.append(f"bliss-rs: not measured here: {doc['bliss_problem']}.")
+    lines += ["", "| job (median of runs) | wall s | CPU s | s/track (wall) | CPU s/track | tracks/min | 10k tracks (h) | peak RSS MB |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, r in doc.get("summary", {}).items():
+        if isinstance(r, dict):
+            lines.append(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['s_per_track']:.2f} | {r['cpu_s_per_track']:.2f} | "
+                         f"{r['tracks_per_min']:.1f} | {r['hours_10k']:.1f} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "| stage (CPU s per 30 s window, one thread) | s |", "|---|---|"]
+    for k, v in doc.get("stages_cpu_s_per_window", {}).items():
+        lines.append(f"| {k} | {v:.3f} |")
+    q = doc.get("quality")
+    if q:
+        lines += ["", "| development clips (n = %d) | value |" % q["n_clips"], "|---|---|"]
+        for k in ("map_reference", "map_default", "map_default_middle15", "cosine_min", "cosine_median", "max_abs_diff",
+                  "map_bliss"):
+            if k in q:
+                lines.append(f"| {k} | {q[k]:.6g} |")
+    return "\n".join(lines)
+
+
+def _loads(doc: dict[str, Any]) -> str:
+    vals = [r[k] for rs in doc.get("runs", {}).values() for r in rs for k in ("load_before", "load_after")]
+    return f"{min(vals):.1f}–{max(vals):.1f}" if vals else "n/a"
+
+
 # --- main --------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -286,7 +317,11 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N original tracks (a quick check)")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--markdown", type=Path, help="print the RESULTS.md tables of a saved JSON and exit")
     args = ap.parse_args()
+    if args.markdown:
+        print(render_markdown(json.loads(args.markdown.read_text())))
+        return
 
     files = fetch_library(args.cache, tuple(args.package or PACKAGES), args.transcode, args.limit)
     durs = durations(files)
