@@ -293,6 +293,85 @@ def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int, str]:
     return y, sr, truncated
 
 
+#: decoding after a seek starts this much before the window and drops it, so the codec's
+#: overlap (one AAC frame: 1024 samples) is rebuilt before the first sample kept
+SEEK_PREROLL_S = 1.0
+
+
+def _read_ffmpeg_spans(path: Path, policy: WindowPolicy) -> tuple[list[np.ndarray], list[float], int, float, str] | None:
+    """Decode only the windows of `policy` with PyAV, seeking to each (M4A/AAC, ...).
+
+    Returns None when the container gives no duration or cannot seek (the caller then decodes
+    the whole file). The cost is per window, whatever the track's length. The last item says why
+    the file is truncated ("" when it is not): a short window or an end that cannot be decoded.
+    """
+    import av
+
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams or container.duration is None or container.duration <= 0:
+            return None
+        stream = streams[0]
+        rate = stream.rate or stream.codec_context.sample_rate
+        if not rate:
+            return None
+        # the stream's own duration counts the samples a full decode gives (the container's
+        # may include the encoder's priming and padding)
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = float(container.duration) / av.time_base
+        spans = policy.starts(duration)
+        if spans == [(0.0, duration)]:
+            return None  # the whole file anyway
+        clips: list[np.ndarray] = []
+        for start_s, length_s in spans:
+            from_s = max(0.0, start_s - SEEK_PREROLL_S)
+            container.seek(int(from_s * av.time_base), any_frame=False, backward=True)
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+            chunks: list[np.ndarray] = []
+            first: float | None = None
+            need = int(round(length_s * rate))
+            got = 0
+            for frame in container.decode(stream):
+                if first is None:
+                    if frame.pts is None or frame.time_base is None:
+                        return None
+                    first = float(frame.pts * frame.time_base)
+                    if first > start_s + 1e-3:
+                        return None  # the seek overshot: decode the whole file instead
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    got += chunks[-1].size
+                if first is not None and got >= need + int((start_s - first) * rate) + rate // 10:
+                    break
+            if first is None:
+                return None
+            y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+            skip = int(round((start_s - first) * rate))
+            clips.append(np.ascontiguousarray(y[skip:skip + need]))
+            if clips[-1].size < need - max(1, int(rate) // 100) and start_s + length_s <= duration:
+                return None  # a window inside the declared length came back short: decode it all
+        truncated = _ffmpeg_tail_truncation(container, stream, int(rate), duration)
+        return clips, [s for s, _ in spans], int(rate), duration, truncated
+
+
+def _ffmpeg_tail_truncation(container, stream, rate: int, duration: float) -> str:
+    """Decode the last seconds after a seek; the reason when the declared end cannot be reached."""
+    import av
+
+    probe_from = max(0.0, duration - TAIL_PROBE_S - SEEK_PREROLL_S)
+    last = 0.0
+    try:
+        container.seek(int(probe_from * av.time_base), any_frame=False, backward=True)
+        for frame in container.decode(stream):
+            if frame.pts is not None and frame.time_base is not None:
+                last = float(frame.pts * frame.time_base) + frame.samples / rate
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:  # type: ignore[attr-defined]
+        return f"the file is truncated: decoding stops at {last:.2f} s ({exc.__class__.__name__})"
+    return declared_vs_decoded(duration, last) or ""
+
+
 def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], list[float], int, float, str]:
     _check_path(path)
     ext = path.suffix.lower()
@@ -315,7 +394,16 @@ def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], 
             sndfile_error = exc
         except RuntimeError as exc:  # soundfile raises RuntimeError on some truncated streams
             sndfile_error = exc
-    # FFmpeg path: whole file, then cut.
+    # FFmpeg path: only the windows when the container seeks, else the whole file, then cut.
+    if policy is not None and sndfile_error is None:
+        try:
+            import av
+
+            spans_read = _read_ffmpeg_spans(path, policy)
+        except (ImportError, av.error.FFmpegError, ValueError):  # type: ignore[attr-defined]
+            spans_read = None
+        if spans_read is not None and all(c.size for c in spans_read[0]):
+            return spans_read
     try:
         y, sr, truncated = _read_ffmpeg(path)
     except UnsupportedFormatError:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from ._lifecycle import DescendantReaper
-from .audio import WindowPolicy, Windows
+from .audio import WindowPolicy
 from .errors import BackendUnavailable, ParameterError, SoundalikeError
-from .pipeline import FileOutcome, Progress, RunSummary, _decode, _embed_windows, model_key, register
+from .pipeline import EmbedPlan, Progress, RunSummary, TrackResult, commit, decode_track, embed_decoded
 from .store import Store
 
 __all__ = ["RayEmbedder", "WorkerLostError", "embed_ray", "ray_available"]
@@ -60,54 +60,22 @@ def _import_ray() -> Any:
 
 
 class _EmbedWorker:
-    """Body of the Ray actor: one backend, decode + resample + embed of whole batches."""
+    """Body of the Ray actor: one backend; runs the pipeline's own decode and embed steps."""
 
     def __init__(self, backend: str, options: dict, policy: WindowPolicy, max_batch: int) -> None:
         from .backends.registry import load_backend
 
-        self.backend = load_backend(backend, **options)
-        self.policy = policy
+        self.plan = EmbedPlan([load_backend(backend, **options)], policy)
         self.max_batch = max_batch
 
-    def model_key(self) -> str:
-        return model_key(self.backend, self.policy)[0]
+    def model_keys(self) -> list[str]:
+        return self.plan.all_keys
 
-    def embed(self, items: list[tuple[str, str]]) -> list[tuple]:
-        """Embed ``[(track_id, path), ...]``.
-
-        Returns one tuple per track: ``("ok", track_id, path, vectors (n_windows, n_layers, d),
-        starts_s, lengths_s)`` or ``("failed", track_id, path, kind, message)``.
-        """
-        out: list[tuple] = []
-        ok: list[tuple[str, str, Windows]] = []
-        for tid, path in items:
-            sr = int(self.backend.sample_rate)
-            w = _decode((path, self.policy, (sr,)))
-            if isinstance(w, dict):
-                ok.append((tid, path, w[sr]))
-            else:
-                out.append(("failed", tid, path, w[0], w[1]))
-        if not ok:
-            return out
-        try:
-            vecs: list[np.ndarray | None] = list(_embed_windows(self.backend, [w.clips for _, _, w in ok], self.max_batch))
-            errors: list[str] = [""] * len(ok)
-        except SoundalikeError:
-            vecs, errors = [], []
-            for _, _, w in ok:  # isolate the file the backend rejects
-                try:
-                    vecs.append(_embed_windows(self.backend, [w.clips], self.max_batch)[0])
-                    errors.append("")
-                except SoundalikeError as exc:
-                    vecs.append(None)
-                    errors.append(f"{self.backend.name}: {exc}")
-        for (tid, path, w), v, e in zip(ok, vecs, errors):
-            if v is None:
-                out.append(("failed", tid, path, "backend", e))
-            else:
-                lengths = [c.shape[0] / w.sample_rate for c in w.clips]
-                out.append(("ok", tid, path, v, list(w.starts_s), lengths))
-        return out
+    def embed(self, items: list[tuple[str, str, list[str]]]) -> list[TrackResult]:
+        """Decode and embed ``[(track_id, path, missing model keys), ...]`` with the pipeline's steps."""
+        decoded = [(tid, path, decode_track(path, self.plan.policy, self.plan.rates)) for tid, path, _ in items]
+        missing = {tid: set(keys) for tid, _, keys in items}
+        return embed_decoded(self.plan, decoded, lambda tid, key: key in missing[tid], max_windows=self.max_batch)
 
 
 @dataclass
@@ -164,7 +132,8 @@ class RayEmbedder:
         self.max_in_flight = max_in_flight
         # The driver builds the model too: it registers the model key exactly as the local pipeline does.
         self.backend = load_backend(backend, **self.options)
-        self.model_key = model_key(self.backend, self.policy)[0]
+        self.plan = EmbedPlan([self.backend], self.policy)
+        self.model_key = self.plan.keys[0][0]
         self._started = False
         if not ray.is_initialized():
             if address:
@@ -176,13 +145,13 @@ class RayEmbedder:
         self._reaper = DescendantReaper() if self._started else None  # a killed driver leaves no Ray process
         actor_cls = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_EmbedWorker)
         self.actors = [actor_cls.remote(backend, self.options, self.policy, batch_size) for _ in range(workers)]
-        keys = ray.get([a.model_key.remote() for a in self.actors])
+        keys = ray.get([a.model_keys.remote() for a in self.actors])
         if self._reaper is not None:
             self._reaper.watch()
-        if any(k != self.model_key for k in keys):
+        if any(k != self.plan.all_keys for k in keys):
             raise ParameterError(
-                f"Ray workers built {backend!r} with model key(s) {sorted(set(keys))}, but the driver has "
-                f"{self.model_key}; install the same soundalike version and weights on every node."
+                f"Ray workers built {backend!r} with model key(s) {sorted({x for k in keys for x in k})}, but the "
+                f"driver has {self.plan.all_keys}; install the same soundalike version and weights on every node."
             )
 
     def close(self) -> None:
@@ -235,13 +204,14 @@ class RayEmbedder:
         from ray.exceptions import RayActorError
 
         summary = RunSummary("embed")
-        key = register(store, self.backend, self.policy)
+        self.plan.register(store)
         tracks = store.tracks()
         if track_ids is not None:
             wanted = set(track_ids)
             tracks = [t for t in tracks if t.track_id in wanted]
-        have = store.embedded_track_ids(key)
-        need = [(t.track_id, t.path) for t in tracks if t.track_id not in have]
+        have = [store.embedded_track_ids(k) for k in self.plan.all_keys]
+        need = [(t.track_id, t.path, [k for k, h in zip(self.plan.all_keys, have) if t.track_id not in h])
+                for t in tracks if any(t.track_id not in h for h in have)]
         summary.cached = len(tracks) - len(need)
         pending = deque(need[s:s + self.batch_size] for s in range(0, len(need), self.batch_size))
         slots = [_Slot(a) for a in self.actors]
@@ -273,18 +243,7 @@ class RayEmbedder:
                 else:
                     lost += len(batch)
                 continue
-            with store.transaction() as db:
-                for r in results:
-                    if r[0] == "ok":
-                        _, tid, _path, vecs, starts, lengths = r
-                        store.put_embeddings(db, track_id=tid, model_key=key, vectors=vecs,
-                                             starts_s=starts, lengths_s=lengths)
-                        summary.done += 1
-                    else:
-                        _, tid, path, kind, message = r
-                        out = FileOutcome(path, "failed", kind, message, tid)
-                        summary.add_failure(out)
-                        store.record_failure(run_id, path, kind, message, db=db)
+            commit(store, results, summary, run_id=run_id)
             n_done += len(batch)
             if getattr(self, "_reaper", None) is not None:
                 self._reaper.watch()  # Ray starts agents and workers lazily: keep the record current

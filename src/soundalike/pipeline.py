@@ -1,8 +1,9 @@
 """Ingest and embed: library → store → backends → store, extracting once and caching.
 
-Decoding and resampling run in a worker pool one batch ahead of the models (so a GPU never
-waits for audio); windows of many files are batched per backend; each batch of
-tracks is committed in one transaction together with its failures, so an interrupted run
+Decoding and resampling run in a worker pool a few tracks ahead of the models (so the models
+never wait for audio and both cores stay busy); each track's windows go through a backend in one
+batch, and a backend's companions (musicnn's taggram) come from the same forward pass. Each batch
+of tracks is committed in one transaction together with its failures, so an interrupted run
 loses at most the batch in flight and a rerun computes only what is missing.
 """
 
@@ -12,22 +13,24 @@ import logging
 import os
 import resource
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ._lifecycle import process_pool
 from .audio import WindowPolicy, Windows, load_windows
-from .backends.base import Backend, model_key_for
+from .backends.base import Backend
 from .errors import AudioError, SoundalikeError
 from .library import TrackRecord, file_sha256, scan
 from .store import Store
 
-__all__ = ["FileOutcome", "RunSummary", "ingest", "embed", "model_key", "register"]
+__all__ = [
+    "FileOutcome", "RunSummary", "EmbedPlan", "TrackResult", "ingest", "embed", "model_key", "register",
+    "decode_track", "embed_decoded", "commit",
+]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -203,15 +206,21 @@ def ingest(
 
 
 # --- embed -------------------------------------------------------------------------------
+# The embed loop is built from three public steps that the local run and Ray share:
+# ``EmbedPlan`` (which model keys each backend writes), ``decode_track`` (a worker function) +
+# ``embed_decoded`` (the models), and ``commit`` (the single writer). ``embed`` below runs them
+# locally; ``soundalike.distributed`` runs the first two in Ray actors and ``commit`` on the driver.
 def model_key(backend: Backend, policy: WindowPolicy) -> tuple[str, dict]:
     """The model key and stored config of `backend` analysing windows chosen by `policy`."""
-    config = {**backend.config(), "window": policy.key()}
-    return model_key_for(backend.name, config, backend.weights_sha256), config
+    return backend.key_for(policy.key()), backend.stored_config(policy.key())
 
 
-def register(store: Store, backend: Backend, policy: WindowPolicy) -> str:
+def register(store: Store, backend: Backend, policy: WindowPolicy, *, companion_of: str | None = None) -> str:
+    """Record the model in the store; a companion's row names its primary's key (not hashed)."""
     key, config = model_key(backend, policy)
     stored = {**config, "default_layer": backend.default_layer}
+    if companion_of is not None:
+        stored["companion_of"] = companion_of
     store.register_model(
         model_key=key, backend=backend.name, config=stored, weights_sha256=backend.weights_sha256,
         weights_kind=backend.weights_kind, dim=backend.embedding_size, n_layers=backend.n_layers,
@@ -219,9 +228,50 @@ def register(store: Store, backend: Backend, policy: WindowPolicy) -> str:
     return key
 
 
-def _decode(args: tuple[str, WindowPolicy, tuple[int, ...]]) -> dict[int, Windows] | tuple[str, str]:
-    """Decode a file's windows and resample them to every rate asked for (worker function)."""
-    path, policy, rates = args
+class EmbedPlan:
+    """The backends of a run and the model keys each one writes (its own, then its companions').
+
+    Parameters
+    ----------
+    backends : sequence of Backend
+    policy : WindowPolicy
+    """
+
+    def __init__(self, backends: Sequence[Backend], policy: WindowPolicy) -> None:
+        self.backends = list(backends)
+        self.policy = policy
+        self.units: list[list[Backend]] = [[b, *b.companions()] for b in self.backends]
+        self.keys: list[list[str]] = [[model_key(u, policy)[0] for u in us] for us in self.units]
+        self.rates: tuple[int, ...] = tuple(sorted({int(b.sample_rate) for b in self.backends}))
+
+    @property
+    def all_keys(self) -> list[str]:
+        return [k for ks in self.keys for k in ks]
+
+    def register(self, store: Store) -> None:
+        for us, ks in zip(self.units, self.keys):
+            register(store, us[0], self.policy)
+            for u in us[1:]:
+                register(store, u, self.policy, companion_of=ks[0])
+
+
+@dataclass
+class TrackResult:
+    """One track's outcome: vectors per model key with their windows, or a failure."""
+
+    track_id: str
+    path: str
+    vectors: dict[str, tuple[np.ndarray, list[float], list[float]]] = field(default_factory=dict)
+    failure: tuple[str, str] | None = None  # (kind, message) of a file that could not be decoded
+    backend_failures: list[str] = field(default_factory=list)
+    truncated: str = ""  # why the file decodes only in part: embedded from what decodes, and reported
+
+
+def decode_track(path: str, policy: WindowPolicy, rates: tuple[int, ...]) -> dict[int, Windows] | tuple[str, str]:
+    """Decode a file's windows and resample them to every rate asked for (a worker function).
+
+    Returns ``{rate: Windows}``, or ``(kind, message)`` for a file that cannot be used.
+    """
     try:
         win = load_windows(path, policy=policy)
         return {sr: win.resampled(sr) for sr in rates}
@@ -231,49 +281,142 @@ def _decode(args: tuple[str, WindowPolicy, tuple[int, ...]]) -> dict[int, Window
         return "unreadable", f"the file cannot be read ({exc.strerror or exc})"
 
 
-def _decoded_batches(pool: Executor | None, batches: list[list[TrackRecord]], policy: WindowPolicy,
-                     rates: tuple[int, ...]) -> Iterator[tuple[list[TrackRecord], list]]:
-    """Yield each batch with its decoded windows while the next batch is already decoding.
+def _decode_item(args: tuple[str, WindowPolicy, tuple[int, ...]]) -> dict[int, Windows] | tuple[str, str]:
+    return decode_track(*args)
+
+
+def embed_decoded(
+    plan: EmbedPlan,
+    tracks: Sequence[tuple[str, str, dict[int, Windows] | tuple[str, str]]],
+    missing: Callable[[str, str], bool] = lambda tid, key: True,
+    *,
+    max_windows: int = 64,
+    cost: list[list[float]] | None = None,
+) -> list[TrackResult]:
+    """Run every backend of `plan` on decoded tracks, windows of all `tracks` batched together.
+
+    A backend runs only for tracks where one of its keys is `missing`; a track the backend
+    rejects is isolated and reported (the others keep their vectors).
+
+    Parameters
+    ----------
+    tracks : sequence of (track_id, path, decode_track(...) result)
+    missing : callable (track_id, model_key) -> bool
+    max_windows : int
+        Windows per ``embed_with_companions`` call.
+    cost : list, optional
+        Per backend ``[clips, audio seconds, wall s, cpu s]``, accumulated in place.
+    """
+    results = [TrackResult(tid, path) for tid, path, _ in tracks]
+    ok = []
+    for res, (_, _, decoded) in zip(results, tracks):
+        if isinstance(decoded, dict):
+            ok.append((res, decoded))
+            res.truncated = next(iter(decoded.values())).truncated if decoded else ""
+        else:
+            res.failure = decoded
+    for bi, (units, keys) in enumerate(zip(plan.units, plan.keys)):
+        backend = units[0]
+        todo = [(res, d[int(backend.sample_rate)]) for res, d in ok if any(missing(res.track_id, k) for k in keys)]
+        if not todo:
+            continue
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            per_track = _embed_windows(backend, [w.clips for _, w in todo], max_windows)
+        except SoundalikeError:
+            per_track = []
+            for res, w in todo:  # isolate the file the backend rejects
+                try:
+                    per_track.extend(_embed_windows(backend, [w.clips], max_windows))
+                except SoundalikeError as exc:
+                    per_track.append(None)  # type: ignore[arg-type]
+                    res.backend_failures.append(f"{backend.name}: {exc}")
+        if cost is not None:
+            c = cost[bi]
+            c[0] += sum(len(w.clips) for _, w in todo)
+            c[1] += sum(x.shape[0] for _, w in todo for x in w.clips) / backend.sample_rate
+            c[2] += time.perf_counter() - t0
+            c[3] += time.process_time() - c0
+        for (res, w), per_unit in zip(todo, per_track):
+            if per_unit is None:
+                continue
+            lengths = [x.shape[0] / w.sample_rate for x in w.clips]
+            for k, v in zip(keys, per_unit):
+                if missing(res.track_id, k):
+                    res.vectors[k] = (v, list(w.starts_s), lengths)
+    return results
+
+
+def _embed_windows(backend: Backend, per_track: list[list[np.ndarray]], max_windows: int) -> list[list[np.ndarray]]:
+    """Windows of several tracks, equal lengths batched together -> for each track, for each
+    unit (backend, companions...), an ``(n_windows, n_layers, d)`` array."""
+    by_len: dict[int, list[tuple[int, int]]] = {}
+    for i, clips in enumerate(per_track):
+        for j, c in enumerate(clips):
+            by_len.setdefault(c.shape[0], []).append((i, j))
+    out: list[list[list[np.ndarray | None]]] = [[] for _ in per_track]
+    for idx in by_len.values():
+        for s in range(0, len(idx), max_windows):
+            group = idx[s:s + max_windows]
+            vecs = backend.embed_with_companions(np.stack([per_track[i][j] for i, j in group]).astype(np.float32, copy=False))
+            for u, v in enumerate(vecs):
+                for (i, j), row in zip(group, v):
+                    while len(out[i]) <= u:
+                        out[i].append([None] * len(per_track[i]))
+                    out[i][u][j] = row
+    return [[np.stack(ws) for ws in units] for units in out]  # type: ignore[arg-type]
+
+
+def commit(store: Store, results: Sequence[TrackResult], summary: RunSummary, *, run_id: int | None = None) -> None:
+    """Write a batch of results (vectors and failures) in one transaction."""
+    with store.transaction() as db:
+        for r in results:
+            if r.failure is not None:
+                out = FileOutcome(r.path, "failed", r.failure[0], r.failure[1], r.track_id)
+                summary.add_failure(out)
+                store.record_failure(run_id, r.path, out.kind, out.message, db=db)
+                continue
+            for message in r.backend_failures:
+                out = FileOutcome(r.path, "failed", "backend", message, r.track_id)
+                summary.add_failure(out)
+                store.record_failure(run_id, r.path, "backend", message, db=db)
+            for key, (v, starts, lengths) in r.vectors.items():
+                store.put_embeddings(db, track_id=r.track_id, model_key=key, vectors=v, starts_s=starts, lengths_s=lengths)
+            if r.vectors:
+                summary.done += 1
+                if r.truncated:
+                    summary.add_report(FileOutcome(r.path, "done", "truncated", r.truncated, r.track_id))
+                    store.record_failure(run_id, r.path, "truncated", r.truncated, db=db)
+
+
+def _decoded_stream(pool: Executor | None, items: list[TrackRecord], policy: WindowPolicy, rates: tuple[int, ...],
+                    ahead: int) -> Iterator[tuple[TrackRecord, dict[int, Windows] | tuple[str, str]]]:
+    """Yield each track with its decoded windows while the next `ahead` tracks decode.
 
     Decoding and resampling run in `pool` (or one background thread when there is no pool),
-    so the model never waits for the next batch's audio; at most two batches are in memory.
+    so the models never wait for audio; at most ``ahead + 1`` tracks are in memory.
     """
     own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soundalike-decode") if pool is None else None
     ex = pool if pool is not None else own
     assert ex is not None
-
-    def submit(batch: list[TrackRecord]) -> list[Future]:
-        return [ex.submit(_decode, (t.path, policy, rates)) for t in batch]
-
+    pending: deque[tuple[TrackRecord, Future]] = deque()
+    it = iter(items)
     try:
-        pending = submit(batches[0]) if batches else []
-        for i, batch in enumerate(batches):
-            current, pending = pending, (submit(batches[i + 1]) if i + 1 < len(batches) else [])
-            yield batch, [f.result() for f in current]
+        for t in it:
+            pending.append((t, ex.submit(_decode_item, (t.path, policy, rates))))
+            if len(pending) > ahead:
+                break
+        while pending:
+            t, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, ex.submit(_decode_item, (nxt.path, policy, rates))))
+            yield t, fut.result()
     finally:
-        for f in pending if batches else []:
+        for _, f in pending:
             f.cancel()
         if own is not None:
             own.shutdown(wait=True, cancel_futures=True)
-
-
-def _embed_windows(backend: Backend, per_track: list[list[np.ndarray]], max_batch: int) -> list[np.ndarray]:
-    """Embed the windows of several tracks, batching equal-length windows together.
-
-    Returns one ``(n_windows, n_layers, d)`` array per track.
-    """
-    flat = [(i, j, w) for i, ws in enumerate(per_track) for j, w in enumerate(ws)]
-    out: list[list[np.ndarray | None]] = [[None] * len(ws) for ws in per_track]
-    by_len: dict[int, list[tuple[int, int, np.ndarray]]] = {}
-    for item in flat:
-        by_len.setdefault(item[2].shape[0], []).append(item)
-    for items in by_len.values():
-        for s in range(0, len(items), max_batch):
-            group = items[s:s + max_batch]
-            vecs = backend.embed_layers(np.stack([g[2] for g in group]).astype(np.float32, copy=False))
-            for (i, j, _), v in zip(group, vecs):
-                out[i][j] = v
-    return [np.stack(ws) for ws in out]  # type: ignore[arg-type]
 
 
 def embed(
@@ -287,7 +430,7 @@ def embed(
     track_ids: Iterable[str] | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Embed every stored track that lacks vectors for each backend.
+    """Embed every stored track that lacks vectors for each backend (and its companions).
 
     Parameters
     ----------
@@ -296,11 +439,13 @@ def embed(
     policy : WindowPolicy
         Which windows are analysed (part of each model key).
     jobs : int
-        Decoding worker processes.
+        Decoding worker processes (decoding runs ahead of the models).
     batch_size : int
-        Tracks per batch (and committed transaction); windows are batched across tracks.
+        Tracks per committed transaction.
     track_ids : iterable of str, optional
         Restrict to these tracks.
+    progress : callable ``(stage, done, total)``, optional
+        Called after every track.
 
     Returns
     -------
@@ -308,82 +453,67 @@ def embed(
         ``done`` counts tracks that got new vectors, ``cached`` tracks that had them all.
     """
     policy = policy or WindowPolicy()
+    plan = EmbedPlan(backends, policy)
     summary = RunSummary("embed")
     tracks = store.tracks()
     if track_ids is not None:
         wanted = set(track_ids)
         tracks = [t for t in tracks if t.track_id in wanted]
-    keys = [register(store, b, policy) for b in backends]
-    have = [store.embedded_track_ids(k) for k in keys]
-    need = [t for t in tracks if any(t.track_id not in h for h in have)]
+    plan.register(store)
+    have = {k: store.embedded_track_ids(k) for k in plan.all_keys}
+    need = [t for t in tracks if any(t.track_id not in h for h in have.values())]
     summary.cached = len(tracks) - len(need)
+    _log_partial(plan, have, need)
     if progress:
         progress("embed", 0, len(need))
+    cost = [[0, 0.0, 0.0, 0.0] for _ in plan.backends]
     pool = _pool(jobs)
+    missing = lambda tid, key: tid not in have[key]  # noqa: E731
+    done: list[TrackResult] = []
+    # On the CPU a track's windows are batch enough (progress moves per track); accelerators
+    # get the windows of `batch_size` tracks at once.
+    group_size = 1 if all(str(b.device).split(":")[0] == "cpu" for b in plan.backends) else batch_size
+    group: list[tuple[str, str, dict[int, Windows] | tuple[str, str]]] = []
     n = 0
-    cost = [[0, 0.0, 0.0, 0.0] for _ in backends]  # clips, audio seconds, wall s, cpu s of model work
-    rates = tuple(sorted({int(b.sample_rate) for b in backends}))
-    batches = [need[s:s + batch_size] for s in range(0, len(need), batch_size)]
     try:
-        for chunk, decoded in _decoded_batches(pool, batches, policy, rates):
-            ok = [(t, w) for t, w in zip(chunk, decoded) if isinstance(w, dict)]
-            bad = [(t, w) for t, w in zip(chunk, decoded) if not isinstance(w, dict)]
-            results: dict[str, list[tuple[int, np.ndarray, Windows]]] = {}
-            backend_failures: list[FileOutcome] = []
-            for bi, (backend, key) in enumerate(zip(backends, keys)):
-                todo = [(t, w[backend.sample_rate]) for t, w in ok if t.track_id not in have[bi]]
-                if not todo:
-                    continue
-                t0, c0 = time.perf_counter(), time.process_time()
-                try:
-                    vecs = _embed_windows(backend, [w.clips for _, w in todo], max_batch=max(batch_size, 1))
-                except SoundalikeError:
-                    vecs = []
-                    for t, w in todo:  # isolate the file the backend rejects
-                        try:
-                            vecs.extend(_embed_windows(backend, [w.clips], max_batch=max(batch_size, 1)))
-                        except SoundalikeError as exc:
-                            vecs.append(None)  # type: ignore[arg-type]
-                            backend_failures.append(FileOutcome(t.path, "failed", "backend", f"{backend.name}: {exc}", t.track_id))
-                cost[bi][0] += sum(len(w.clips) for _, w in todo)
-                cost[bi][1] += sum(c.shape[0] for _, w in todo for c in w.clips) / backend.sample_rate
-                cost[bi][2] += time.perf_counter() - t0
-                cost[bi][3] += time.process_time() - c0
-                for (t, w), v in zip(todo, vecs):
-                    if v is not None:
-                        results.setdefault(t.track_id, []).append((bi, v, w))
-            with store.transaction() as db:
-                for t, (kind, message) in bad:
-                    out = FileOutcome(t.path, "failed", kind, message, t.track_id)
-                    summary.add_failure(out)
-                    store.record_failure(run_id, t.path, kind, message, db=db)
-                for out in backend_failures:
-                    summary.add_failure(out)
-                    store.record_failure(run_id, out.path, out.kind, out.message, db=db)
-                for t, w in ok:
-                        cut = next(iter(w.values())).truncated
-                        if cut and t.track_id in results:  # embedded from what decodes, and reported
-                            summary.add_report(FileOutcome(t.path, "done", "truncated", cut, t.track_id))
-                            store.record_failure(run_id, t.path, "truncated", cut, db=db)
-                for tid, items in results.items():
-                    for bi, v, w in items:
-                        lengths = [c.shape[0] / w.sample_rate for c in w.clips]
-                        store.put_embeddings(db, track_id=tid, model_key=keys[bi], vectors=v,
-                                             starts_s=w.starts_s, lengths_s=lengths)
-                summary.done += len(results)
-            n += len(chunk)
+        ahead = max(2, 2 * max(jobs, 1), group_size)
+        for t, decoded in _decoded_stream(pool, need, policy, plan.rates, ahead):
+            group.append((t.track_id, t.path, decoded))
+            if len(group) < group_size:
+                continue
+            done.extend(embed_decoded(plan, group, missing, max_windows=max(batch_size, 1), cost=cost))
+            n += len(group)
+            group = []
+            if len(done) >= batch_size:
+                commit(store, done, summary, run_id=run_id)
+                done = []
             if progress:
                 progress("embed", n, len(need))
+        if group:
+            done.extend(embed_decoded(plan, group, missing, max_windows=max(batch_size, 1), cost=cost))
+            n += len(group)
+        if done:
+            commit(store, done, summary, run_id=run_id)
+        if progress and group:
+            progress("embed", n, len(need))
     finally:
         if pool is not None:
             pool.shutdown()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
-    for key, (clips, audio_s, wall, cpu) in zip(keys, cost):
+    for keys, (clips, audio_s, wall, cpu) in zip(plan.keys, cost):
         if clips:
-            store.record_timing(run_id=run_id, model_key=key, n_clips=clips, audio_s=audio_s, seconds=wall,
+            store.record_timing(run_id=run_id, model_key=keys[0], n_clips=clips, audio_s=audio_s, seconds=wall,
                                 cpu_s=cpu, peak_rss_mb=peak_mb)
     return summary
 
 
-def resolve_path(path: str | os.PathLike) -> Path:
-    return Path(path).expanduser().resolve()
+def _log_partial(plan: EmbedPlan, have: dict[str, set[str]], need: list[TrackRecord]) -> None:
+    """Say so when tracks analysed before get a new output (e.g. musicnn's taggram): the
+    forward pass runs again for them, which costs what analysing them did."""
+    for units, keys in zip(plan.units, plan.keys):
+        own = have[keys[0]]
+        for u, k in zip(units[1:], keys[1:]):
+            n = sum(1 for t in need if t.track_id in own and t.track_id not in have[k])
+            if n:
+                log.warning("%d track(s) already analysed by %s get its %s output now (one more pass each)",
+                            n, units[0].name, getattr(u, "output", u.name))

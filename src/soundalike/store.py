@@ -408,7 +408,9 @@ class Store:
         return model_key
 
     def models(self) -> list[ModelInfo]:
-        rows = self.execute("SELECT * FROM models ORDER BY backend, model_key")
+        # a companion output (musicnn's taggram, config "companion_of") sorts after its primary
+        rows = self.execute("SELECT * FROM models ORDER BY backend, "
+                            "json_extract(config_json, '$.companion_of') IS NOT NULL, model_key")
         return [ModelInfo(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
     def model(self, model_key: str) -> ModelInfo:
@@ -418,10 +420,10 @@ class Store:
         raise ParameterError(f"No model {model_key!r} in {self.path}; run `soundalike embed` first.")
 
     def models_for_backend(self, backend: str) -> list[ModelInfo]:
-        """Stored models of a backend, the one with the most embeddings first."""
+        """Stored models of a backend, the one with the most embeddings first (companion outputs last)."""
         counts = dict(self.execute("SELECT model_key, COUNT(DISTINCT track_id) FROM embeddings GROUP BY model_key").fetchall())
         ms = [m for m in self.models() if m.backend == backend]
-        return sorted(ms, key=lambda m: -counts.get(m.model_key, 0))
+        return sorted(ms, key=lambda m: ("companion_of" in m.config, -counts.get(m.model_key, 0)))
 
     def embedded_track_ids(self, model_key: str) -> set[str]:
         return {r[0] for r in self.execute("SELECT DISTINCT track_id FROM embeddings WHERE model_key=?", (model_key,))}

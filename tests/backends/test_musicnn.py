@@ -401,3 +401,37 @@ def test_bfloat16_agrees_with_float32(golden_input):
     assert b.dtype == np.float32
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() >= 0.999
+
+
+@needs_weights
+@needs_torch
+def test_factorised_front_end_equals_the_reference(golden_input):
+    """The default CPU runtime (exact low-rank factorisation of the trained filters) gives the
+    reference port's outputs: far inside the fp32 equality tolerance of CONTRACTS."""
+    fast = load_backend("musicnn-msd")
+    ref = load_backend("musicnn-msd", runtime="reference")
+    assert fast.runtime == "factorised" and ref.runtime == "reference"
+    assert fast.model_key == ref.model_key  # same function of the same weights: same stored vectors
+    assert fast._runner.ranks[:4] == [23, 14, 3, 7]  # the trained filter banks' ranks
+    x = np.stack([golden_input, golden_input[::-1].copy()])
+    for out in ("penultimate", "taggram", "pooled"):
+        a = ref.with_output(out).get_timestamp_embeddings(x)[0]
+        b = fast.with_output(out).get_timestamp_embeddings(x)[0]
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+        cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+        assert cos.min() >= 0.999999
+
+
+@needs_torch
+def test_companion_taggram_comes_from_the_same_pass(gen):
+    m = load_backend("musicnn-msd", tiny=True)
+    (tag_view,) = m.companions()
+    assert tag_view.output == "taggram" and tag_view.embedding_size == 50 and tag_view._net is m._net
+    assert tag_view.model_key != m.model_key and tag_view.config()["output"] == "taggram"
+    x = gen.clips(SR, 7.0, n=2)
+    pen, tags = m.embed_with_companions(x)
+    np.testing.assert_allclose(pen, m.embed_layers(x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(tags[:, 0], m.tag_probabilities(x)[0], rtol=1e-6, atol=1e-7)
+    assert m.with_output("taggram").companions() == []
+    with pytest.raises(ParameterError):
+        load_backend("musicnn-msd-vgg", tiny=True, runtime="factorised")

@@ -152,3 +152,28 @@ def test_check_quality_documented_floor():
     with pytest.raises(SilentAudioError, match="floor -60"):
         audio.check_quality(quiet, SR)
     audio.check_quality(tone(440, 2, amp=10 ** (-40 / 20)), SR)
+
+
+def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
+    """M4A (FFmpeg) reads only the windows: the same audio as a whole-file decode, and the cost
+    does not grow with the track (the whole-file decoder is never called)."""
+    av = pytest.importorskip("av")
+    if "aac" not in av.codecs_available:
+        pytest.skip("FFmpeg build lacks the aac encoder needed to make the test file")
+    sr = 48000
+    y = np.concatenate([tone(220, 20, sr=sr), tone(880, 20, sr=sr)])  # the middle 10 s straddles both
+    p = _encode_with_av(tmp_path / "long.m4a", y, sr, "aac")
+    whole, whole_sr = audio._read_ffmpeg(p)
+
+    def no_whole_file(path):
+        raise AssertionError("decoded the whole file")
+
+    monkeypatch.setattr(audio, "_read_ffmpeg", no_whole_file)
+    win = load_windows(p, policy=WindowPolicy.parse("middle:10"))
+    assert win.sample_rate == whole_sr and win.clips[0].size == 10 * sr
+    start = int(round(win.starts_s[0] * sr))
+    assert abs(win.starts_s[0] - 15.0) < 0.05 and abs(win.duration_s - 40.0) < 0.05
+    ref = whole[start:start + 10 * sr]
+    assert np.corrcoef(win.clips[0], ref)[0, 1] > 0.999
+    spread = load_windows(p, policy=WindowPolicy.parse("spread:3:5"))
+    assert [c.size for c in spread.clips] == [5 * sr] * 3

@@ -81,9 +81,10 @@ def test_moved_file_is_not_analysed_again(small_library, store):
 def test_embed_caches_and_batches(small_library, store):
     ingest(store, small_library)
     b = SpectrumBackend()
+    b.device = "cuda"  # an accelerator gets the equal-length windows of 6 files in one batch
     s = embed(store, [b], batch_size=16)
     assert s.done == 6 and s.cached == 0
-    assert sum(b.calls) == 6 and len(b.calls) == 1  # equal-length windows of 6 files in one batch
+    assert sum(b.calls) == 6 and len(b.calls) == 1
     again = SpectrumBackend()
     s2 = embed(store, [again])
     assert s2.done == 0 and s2.cached == 6 and again.calls == []  # no model work at all
@@ -137,7 +138,7 @@ def test_worker_pool_gives_the_same_vectors(small_library, tmp_path, jobs):
 
 
 def test_next_batch_decodes_while_the_model_runs(small_library, store, monkeypatch):
-    """Decoding (and resampling) of batch i+1 overlaps the model work on batch i (keeps a GPU busy)."""
+    """Decoding (and resampling) of the next tracks overlaps the model work on this one."""
     import threading
     import time
 
@@ -145,7 +146,7 @@ def test_next_batch_decodes_while_the_model_runs(small_library, store, monkeypat
 
     events: list[tuple[str, float]] = []
     lock = threading.Lock()
-    real_decode = pipeline._decode
+    real_decode = pipeline._decode_item
 
     def decode(args):
         out = real_decode(args)
@@ -161,14 +162,48 @@ def test_next_batch_decodes_while_the_model_runs(small_library, store, monkeypat
                 events.append(("model", start))
             return super().embed_layers(audio)
 
-    monkeypatch.setattr(pipeline, "_decode", decode)
+    monkeypatch.setattr(pipeline, "_decode_item", decode)
     ingest(store, small_library)
     s = embed(store, [SlowBackend()], batch_size=2, jobs=1)
     assert s.done == 6 and s.n_failed == 0
     model_starts = [t for e, t in events if e == "model"]
     decoded = sorted(t for e, t in events if e == "decoded")
-    # the 3rd and 4th files (batch 2) were decoded before the model finished batch 1 (0.3 s)
-    assert decoded[3] < model_starts[0] + 0.3
+    # the next files were decoded before the model finished the first one (0.3 s)
+    assert decoded[2] < model_starts[0] + 0.3
     # and the stored vectors are those of a plain run
     tids, X = store.track_embeddings(model_key(SlowBackend(), WindowPolicy())[0])
     assert X.shape == (6, 8) and np.isfinite(X).all()
+
+
+@pytest.mark.requires_import("torch")
+def test_default_musicnn_pass_also_stores_its_taggram(small_library, store):
+    """One forward pass, two model rows: the penultimate vectors and the 50 tag probabilities,
+    same windows; a second run does nothing; an old library gets only what it lacks."""
+    from soundalike.backends import load_backend
+
+    ingest(store, small_library)
+    m = load_backend("musicnn-msd", tiny=True)
+    s = embed(store, [m])
+    assert s.done == 6
+    pen_key, tag_key = model_key(m, WindowPolicy())[0], model_key(m.with_output("taggram"), WindowPolicy())[0]
+    models = {x.model_key: x for x in store.models()}
+    assert models[tag_key].backend == "musicnn-msd" and models[tag_key].dim == 50
+    assert models[tag_key].weights_kind == "random" and models[pen_key].dim == 200
+    tids, tags = store.track_embeddings(tag_key, layer=0)
+    assert tags.shape == (6, 50) and ((tags >= 0) & (tags <= 1)).all()
+    from soundalike.audio import load_windows
+
+    w = load_windows(store.track(tids[0]).path, policy=WindowPolicy(), sr=16000)
+    np.testing.assert_allclose(tags[0], m.tag_probabilities(w.clips[0][None])[0][0], rtol=1e-5, atol=1e-6)
+    assert embed(store, [m]).cached == 6
+    # a library analysed before the taggram existed: only the taggram rows are added
+    with store.transaction() as db:
+        db.execute("DELETE FROM embeddings WHERE model_key=?", (tag_key,))
+    before = store.track_embeddings(pen_key, layer=0)[1]
+    assert embed(store, [m]).done == 6
+    assert store.track_embeddings(tag_key, layer=0)[1].shape == (6, 50)
+    np.testing.assert_array_equal(store.track_embeddings(pen_key, layer=0)[1], before)
+    # queries by backend name read the penultimate vectors, never the companion taggram
+    assert store.models_for_backend("musicnn-msd")[0].model_key == pen_key
+    assert models[tag_key].config["companion_of"] == pen_key and models[tag_key].config["output"] == "taggram"
+    assert [x.model_key for x in store.models()] == [pen_key, tag_key]

@@ -138,8 +138,15 @@ class MusicnnNet(nn.Module):
             y = conv(F.pad(x, (0, 0, before, k - 1 - before)))
             feats.append(_relu_bn_max_over_bands(y, bn))
         front = torch.cat(feats, dim=1).to(TAIL_DTYPE)  # (B, 561, T)
+        return self.tail(front)
 
-        m1 = self.mid_bn[0](F.relu(self.mid[0](F.pad(front, (3, 3)))))
+    def tail(self, front: torch.Tensor, first_mid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Mid and back end: ``(B, 561, T)`` front-end features (TAIL_DTYPE) -> the outputs.
+
+        `first_mid`, when given, is the first mid-end convolution of `front` computed by the
+        caller (the factorised runtime does it in float32)."""
+        y = self.mid[0](F.pad(front, (3, 3))) if first_mid is None else first_mid
+        m1 = self.mid_bn[0](F.relu(y))
         m2 = self.mid_bn[1](F.relu(self.mid[1](F.pad(m1, (3, 3))))) + m1
         m3 = self.mid_bn[2](F.relu(self.mid[2](F.pad(m2, (3, 3))))) + m2
         mid = torch.cat([front, m1, m2, m3], dim=1)  # (B, 753, T)

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 WeightsKind = Literal["real", "random", "none"]
+#: the default analysis windows (``WindowPolicy().key()``), part of every stored model key
+DEFAULT_WINDOW = "middle:30"
 
 
 @dataclass(frozen=True)
@@ -157,9 +159,28 @@ class Backend(ABC):
     def config(self) -> dict[str, Any]:
         """Every option that changes the outputs (hashed into the model key)."""
 
+    def stored_config(self, window: str = DEFAULT_WINDOW) -> dict[str, Any]:
+        """The config hashed into the model key and stored in ``models``: :meth:`config` plus
+        the analysis windows (``WindowPolicy.key()``, e.g. ``"middle:30"``)."""
+        return {**self.config(), "window": window}
+
+    def key_for(self, window: str = DEFAULT_WINDOW) -> str:
+        """The model key of this backend's vectors of `window` (the one key scheme of the store)."""
+        return model_key_for(self.name, self.stored_config(window), self.weights_sha256)
+
     @property
     def model_key(self) -> str:
-        return model_key_for(self.name, self.config(), self.weights_sha256)
+        """The model key under the default windows (``middle:30``), as ``soundalike embed`` stores it."""
+        return self.key_for()
+
+    def companions(self) -> list["Backend"]:
+        """Views of this backend whose vectors come from the same forward pass (stored under
+        their own model keys, e.g. musicnn's taggram beside its penultimate layer)."""
+        return []
+
+    def embed_with_companions(self, audio: np.ndarray) -> list[np.ndarray]:
+        """``[embed_layers(audio)]`` followed by each companion's, computed together."""
+        return [self.embed_layers(audio), *(c.embed_layers(audio) for c in self.companions())]
 
     # --- inference -----------------------------------------------------------------------
     @abstractmethod

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.text import Text
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import SoundalikeError
 from ..store import Store, default_db_path
@@ -70,14 +70,18 @@ def progress_bar(enabled: bool = True):
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    # per-track updates with the rate and the time left (long runs)
+    with Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                   console=err, transient=False) as prog:
         tasks: dict[str, int] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = prog.add_task(stage, total=total)
+                tasks[stage] = prog.add_task(stage, total=total, rate="")
             prog.update(tasks[stage], completed=done, total=total)
+            speed = prog.tasks[tasks[stage]].speed  # rich's moving estimate, items per second
+            prog.update(tasks[stage], rate=f"{speed:.2f} tracks/s" if speed else "")
 
         yield update
 
