@@ -163,7 +163,8 @@ def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
     sr = 48000
     y = np.concatenate([tone(220, 20, sr=sr), tone(880, 20, sr=sr)])  # the middle 10 s straddles both
     p = _encode_with_av(tmp_path / "long.m4a", y, sr, "aac")
-    whole, whole_sr = audio._read_ffmpeg(p)
+    whole, whole_sr, cut = audio._read_ffmpeg(p)
+    assert cut == ""
 
     def no_whole_file(path):
         raise AssertionError("decoded the whole file")
@@ -177,3 +178,4 @@ def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
     assert np.corrcoef(win.clips[0], ref)[0, 1] > 0.999
     spread = load_windows(p, policy=WindowPolicy.parse("spread:3:5"))
     assert [c.size for c in spread.clips] == [5 * sr] * 3
+    assert win.truncated == "" and spread.truncated == ""  # the tail probe finds the declared end
