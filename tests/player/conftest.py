@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from player_support import API_KEY, PASSWORD, PNG, USER, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo"
 ARTISTS = ("Askyel", "Johann Sebastian Bach", "Muldjord", "Obsidian Shell", "Doug Kaufman", "Mattias Westlund")
 CLIP_S = 10.0
-#: a tiny valid PNG (1×1) used as embedded cover art
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0"
-                    "00000301010018dd8db00000000049454e44ae426082")
 
 
 def demo_rows() -> list[dict]:
@@ -83,16 +81,6 @@ def player_library(tmp_path_factory) -> dict:
     return {"db": db, "music": music, "base": base, "manifest": manifest, "rows": rows,
             "dup": base / dup_rel, "dup_of": base / src["path"], "cover": cover}
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-USER, PASSWORD, API_KEY = "player", "pässword 1", "player-api-key"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from conftest import free_port
+from player_support import free_port
 
 pytestmark = pytest.mark.requires_import("mpd")
 PASSWORD = "mpd-secret"

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import API_KEY, PASSWORD, PNG, USER
+from player_support import API_KEY, PASSWORD, PNG, USER
 
 pytestmark = pytest.mark.requires_import("libopensonic")
 
