@@ -156,11 +156,18 @@ def m004_embed_timings(db: sqlite3.Connection) -> None:
     )
 
 
+def m119_tracks_path_index(db: sqlite3.Connection) -> None:
+    # add_track removes the old track at a re-written path on every insert: without this index
+    # that is a full scan per track, so building a 100k-track store took quadratic time.
+    db.execute("CREATE INDEX IF NOT EXISTS tracks_path ON tracks(path)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_paths_albums", m002_paths_albums),
     ("m003_enrich", m003_enrich),
     ("m004_embed_timings", m004_embed_timings),
+    ("m119_tracks_path_index", m119_tracks_path_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
