@@ -348,9 +348,8 @@ class _Musicnn(Backend):
         with torch.inference_mode(), torch.autocast(
             device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32"
         ):
-            # every patch of every clip goes through the net together, max_batch at a time
-            for start in range(0, flat.shape[0], self.max_batch):
-                part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
+            for start, stop in _patch_spans(n_clips, n_patches, self.max_batch, per_clip=dev_type == "cpu"):
+                part = _torch_runtime.to_device(flat[start:stop].numpy(), self.device)
                 got = self._runner(part)
                 for o in outputs:
                     y = got[names[o]].float()
@@ -403,6 +402,20 @@ def _state_digest(net: Any) -> str:
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+
+
+def _patch_spans(n_clips: int, n_patches: int, max_batch: int, *, per_clip: bool) -> list[tuple[int, int]]:
+    """Row ranges of the (n_clips * n_patches) patch stack, at most `max_batch` rows each.
+
+    On the CPU each clip's patches form their own forward passes: oneDNN picks its convolution
+    kernels by batch size, so a clip gives the same vector (bit for bit) alone or in a batch
+    (CONTRACTS: equality across batch sizes). Accelerators take every patch together.
+    """
+    if not per_clip:
+        total = n_clips * n_patches
+        return [(s, min(s + max_batch, total)) for s in range(0, total, max_batch)]
+    return [(c * n_patches + s, c * n_patches + min(s + max_batch, n_patches))
+            for c in range(n_clips) for s in range(0, n_patches, max_batch)]
 
 _MUSICNN_SIZES = {"penultimate": 200, "taggram": 50, "pooled": 753}
 _VGG_SIZES = {"penultimate": 256, "taggram": 50}
