@@ -179,3 +179,16 @@ def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
     spread = load_windows(p, policy=WindowPolicy.parse("spread:3:5"))
     assert [c.size for c in spread.clips] == [5 * sr] * 3
     assert win.truncated == "" and spread.truncated == ""  # the tail probe finds the declared end
+
+
+def test_codec_padding_at_the_end_is_not_truncation():
+    """An intact Ogg Vorbis file can declare ~0.1 s more than decodes (last granule position);
+    that is not a cut file, while a window that stops well inside the declared length is."""
+    from soundalike.audio_integrity import short_read
+
+    sr, frames = 44100, int(207.15 * 44100)
+    tail = frames - sr  # the last second, read as the tail probe does
+    assert short_read(sr - int(0.13 * sr), sr, frames, tail, sr) is None
+    assert "207.15 s" in short_read(sr - int(0.5 * sr), sr, frames, tail, sr)
+    # inside the file only decoder slack (10 ms) is allowed
+    assert short_read(sr - int(0.05 * sr), sr, frames, 0, sr) is not None
