@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from ci_support import skip_or_fail
 
 from soundalike.backends.base import Backend, get_scene_embeddings, get_timestamp_embeddings
 from soundalike.backends.ensemble import Ensemble
@@ -48,11 +49,11 @@ def _check_available(name: str) -> list[type[Backend]]:
     classes = []
     for member in name.split("+"):
         if member not in available_backends():
-            pytest.skip(f"backend {member!r} is not registered: its module is not importable yet")
+            skip_or_fail(f"backend {member!r} is not registered: its module cannot be imported")
         cls = backend_class(member)
         missing = cls.missing_requirements()
         if missing:
-            pytest.skip(f"backend {member!r} needs {', '.join(missing)} (extra {cls.extra!r})")
+            skip_or_fail(f"backend {member!r} needs {', '.join(missing)} (extra {cls.extra!r})")
         classes.append(cls)
     return classes
 

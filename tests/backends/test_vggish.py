@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from ci_support import import_or_skip
 
 from soundalike.backends import vggish as vg
 from soundalike.backends.registry import backend_class, load_backend
@@ -42,7 +43,7 @@ def test_mel_matrix_matches_upstream_construction():
 
 
 def test_log_mel_matches_scipy_stft(gen):
-    scipy_signal = pytest.importorskip("scipy.signal")
+    scipy_signal = import_or_skip("scipy.signal")
     x = gen.clips(SR, 2.0, n=2)
     ours = vg.log_mel_examples(x)
     for c in range(2):
@@ -58,7 +59,7 @@ def test_log_mel_matches_scipy_stft(gen):
 
 @pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0])
 def test_sine_energy_lands_in_its_mel_band(freq, gen):
-    librosa = pytest.importorskip("librosa")
+    librosa = import_or_skip("librosa")
     ex = vg.log_mel_examples(gen.sine(freq, 1.0, SR)[None, :])
     band = int(np.argmax(ex[0, 0].mean(axis=0)))
     centres = librosa.mel_to_hz(np.linspace(librosa.hz_to_mel(125.0, htk=True), librosa.hz_to_mel(7500.0, htk=True), 66), htk=True)[1:-1]
@@ -165,7 +166,7 @@ def test_digest_in_name_is_checked(tmp_path, gen):
 
 
 def test_missing_keys_and_unsafe_pickles_are_refused(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = import_or_skip("torch")
     partial = tmp_path / "vggish.pth"
     torch.save({"features.0.weight": torch.zeros(64, 1, 3, 3)}, partial)
     with pytest.raises(WeightsError, match=r"lack 17 tensors.*embeddings.0.bias"):
@@ -190,7 +191,7 @@ def _save_named(torch, obj, folder, stem):
 @pytest.fixture(scope="module")
 def full_size_files(tmp_path_factory):
     """A random full-size VGGish saved in the torchvggish layout, with random PCA params."""
-    torch = pytest.importorskip("torch")
+    torch = import_or_skip("torch")
     from soundalike.backends import _vggish_net
 
     folder = tmp_path_factory.mktemp("vggish_weights")
@@ -239,7 +240,7 @@ def test_full_size_loader_reproduces_in_memory_model(full_size_files, tmp_path, 
 
 @pytest.mark.slow
 def test_full_size_wrong_shapes_and_extra_keys(full_size_files, tmp_path, caplog):
-    torch = pytest.importorskip("torch")
+    torch = import_or_skip("torch")
     _, model, _, _ = full_size_files
     state = torch.load(model, weights_only=True)
     state["embeddings.9.weight"] = torch.zeros(2)

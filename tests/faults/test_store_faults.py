@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from ci_support import skip_or_fail
 
 from soundalike._lifecycle import pid_alive, remove_stale_temporaries
 from soundalike.backends import load_backend
@@ -111,7 +112,7 @@ def test_read_only_database_serves(tmp_path, write_audio):
         r = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *serve], env=env, capture_output=True,
                            text=True, timeout=300)
     else:
-        pytest.skip("running as root without user namespaces: no way to make a folder read-only here")
+        skip_or_fail("running as root without user namespaces: no way to make a folder read-only here")
     assert r.returncode == 0, r.stderr[-2000:]
     assert '"Artist 0"' in r.stdout and "Traceback" not in r.stderr
 

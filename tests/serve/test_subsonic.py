@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
+from ci_support import import_or_skip
 
-libopensonic = pytest.importorskip("libopensonic")
-libsonic = pytest.importorskip("libsonic")
+libopensonic = import_or_skip("libopensonic")
+libsonic = import_or_skip("libsonic")
 
 USER, PASSWORD, API_KEY = "listener", "s3cret pässword", "test-api-key-123"  # as in conftest.py
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ci_support import import_or_skip, skip_or_fail
 import soundfile as sf
 
 from soundalike import audio
@@ -25,7 +26,7 @@ from tests.conftest import SR, noise, tone
 
 
 def _encode_with_av(path: Path, y: np.ndarray, sr: int, codec: str) -> Path:
-    av = pytest.importorskip("av")
+    av = import_or_skip("av")
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=sr)
         stream.layout = "mono"
@@ -64,9 +65,9 @@ def test_libsndfile_formats_decode_to_mono_float32(write_audio, name, kwargs):
 
 @pytest.mark.parametrize("ext,codec", [(".m4a", "aac"), (".opus", "libopus")])
 def test_ffmpeg_formats_decode(tmp_path, ext, codec):
-    av = pytest.importorskip("av")
+    av = import_or_skip("av")
     if codec not in av.codecs_available:
-        pytest.skip(f"FFmpeg build lacks the {codec} encoder needed to make the test file")
+        skip_or_fail(f"FFmpeg build lacks the {codec} encoder needed to make the test file")
     sr = 48000
     p = _encode_with_av(tmp_path / f"a{ext}", tone(440, 2.0, sr=sr), sr, codec)
     got, got_sr = load(p, sr=16000)
@@ -157,9 +158,9 @@ def test_check_quality_documented_floor():
 def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
     """M4A (FFmpeg) reads only the windows: the same audio as a whole-file decode, and the cost
     does not grow with the track (the whole-file decoder is never called)."""
-    av = pytest.importorskip("av")
+    av = import_or_skip("av")
     if "aac" not in av.codecs_available:
-        pytest.skip("FFmpeg build lacks the aac encoder needed to make the test file")
+        skip_or_fail("FFmpeg build lacks the aac encoder needed to make the test file")
     sr = 48000
     y = np.concatenate([tone(220, 20, sr=sr), tone(880, 20, sr=sr)])  # the middle 10 s straddles both
     p = _encode_with_av(tmp_path / "long.m4a", y, sr, "aac")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ci_support import import_or_skip
 
 from soundalike.audio import WindowPolicy
 from soundalike.backends.registry import load_backend
@@ -15,7 +16,7 @@ from soundalike.pipeline import embed, ingest, model_key
 from soundalike.store import Store
 from tests.conftest import chirp, noise, tone
 
-ray = pytest.importorskip("ray")
+ray = import_or_skip("ray")
 from soundalike.distributed import RayEmbedder, WorkerLostError, embed_ray  # noqa: E402
 
 BACKEND = "descriptors"

@@ -7,6 +7,7 @@ import re
 import shutil
 
 import pytest
+from ci_support import import_or_skip, skip_or_fail
 
 from soundalike.evaluate import experiment_report, parse_experiment, run_experiment
 from soundalike.reports import build_report, render_html, render_markdown, write_reports
@@ -95,9 +96,9 @@ def test_svg_helpers():
 @pytest.mark.browser
 def test_html_renders_in_chromium(evaluated, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = import_or_skip("playwright.sync_api")
     if chromium is None:
-        pytest.skip("no chromium executable")
+        skip_or_fail("no chromium executable (apt-get install chromium)")
     paths = write_reports(evaluated, tmp_path)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
