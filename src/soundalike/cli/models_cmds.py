@@ -96,8 +96,7 @@ def pull_cmd(
                TimeRemainingColumn())
     with Progress(*columns, console=err, disable=not progress_on) as progress:
         result = _pull.pull(name, revision=revision, accept_licence=True, transfer=_RichTransfer(progress))
-    err.print(f"{result.name}: ready in {escape(str(result.folder))} (revision {escape(result.revision)}, "
-              f"{_mb(result.size_bytes)})", highlight=False)
+    _print_ready(result)
     for file, digest in sorted(result.files.items()):
         out.print(f"{digest}  {escape(str(result.folder / file))}", highlight=False)
 
@@ -111,11 +110,16 @@ def import_cmd(
 ) -> None:
     """Verify weights on disk (machines without internet) and put them where the backends look."""
     result = _pull.import_weights(path, name=name, link=link)
-    err.print(f"{result.name}: ready in {escape(str(result.folder))} (revision {escape(result.revision)}, "
-              f"{_mb(result.size_bytes)}, {'linked' if link else 'copied'})", highlight=False)
+    _print_ready(result, "linked" if link else "copied")
     for file, digest in sorted(result.files.items()):
         out.print(f"{digest}  {escape(str(result.folder / file))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
+
+
+def _print_ready(result, *notes: str) -> None:
+    """One line on stderr: where the weights now are, their revision and size."""
+    details = ", ".join([f"revision {escape(result.revision)}", _mb(result.size_bytes), *notes])
+    err.print(f"{result.name}: ready in {escape(str(result.folder))} ({details})", highlight=False)
