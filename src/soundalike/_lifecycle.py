@@ -48,7 +48,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-__all__ = ["process_pool", "set_parent_death_signal", "exit_when_gone", "pid_alive", "remove_stale_temporaries",
+__all__ = ["process_pool", "add_forkserver_preload", "start_forkserver", "set_parent_death_signal", "exit_when_gone", "pid_alive", "remove_stale_temporaries",
            "upload_dir_prefix", "DescendantReaper"]
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,23 @@ def _init_worker(owner: int, initializer: Callable[..., Any] | None, initargs: t
         initializer(*initargs)
 
 
-def _add_forkserver_preload(module: str) -> None:
+def start_forkserver(preload: list[str] = ()) -> None:
+    """Start this process's forkserver now, importing `preload` there, so that the pools created
+    later fork from a warm server (its imports overlap whatever this process does meanwhile).
+
+    No effect where the forkserver already runs (its preload list is fixed at its start).
+    """
+    from multiprocessing import forkserver
+
+    os.environ[_PARENT_ENV] = str(os.getpid())
+    add_forkserver_preload(__name__)
+    for module in preload:
+        add_forkserver_preload(module)
+    forkserver.ensure_running()
+
+
+def add_forkserver_preload(module: str) -> None:
+    """Have the forkserver import `module` (before the process's first pool starts; later, no effect)."""
     from multiprocessing import forkserver
 
     current = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])
@@ -150,7 +166,7 @@ def process_pool(max_workers: int, *, initializer: Callable[..., Any] | None = N
         Run in each worker after the lifetime hooks are installed.
     """
     os.environ[_PARENT_ENV] = str(os.getpid())  # read by the forkserver this process starts
-    _add_forkserver_preload(__name__)
+    add_forkserver_preload(__name__)
     return ProcessPoolExecutor(max_workers=max_workers, mp_context=get_context("forkserver"),
                                initializer=_init_worker, initargs=(os.getpid(), initializer, initargs))
 

@@ -24,12 +24,12 @@ from ._lifecycle import process_pool
 from .audio import WindowPolicy, Windows, load_windows
 from .backends.base import Backend
 from .errors import AudioError, SoundalikeError
-from .library import TrackRecord, file_sha256, scan
+from .library import ScanResult, TrackRecord, file_sha256, scan
 from .store import Store
 
 __all__ = [
     "FileOutcome", "RunSummary", "EmbedPlan", "TrackResult", "ingest", "embed", "model_key", "register",
-    "decode_track", "embed_decoded", "commit",
+    "decode_track", "embed_decoded", "commit", "record_cost", "scan_into", "add_record", "record_scan_failures",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,36 +134,9 @@ def ingest(
     Files whose bytes are already stored are recognised by hash (``known`` / ``moved``).
     """
     policy = policy or WindowPolicy()
-    result = scan(root, manifest=manifest)
     summary = RunSummary("ingest")
-    for path, kind, message in result.failures:
-        summary.add_failure(FileOutcome(str(path), "failed", kind, message))
-    records = result.tracks
-    known_paths = store.track_ids_by_path()
-    todo: list[TrackRecord] = []
-    quick: list[tuple[TrackRecord, str]] = []
-    for rec in records:
-        tid = known_paths.get(str(rec.path))
-        # Path already stored and bytes unchanged: no need to decode again (hash still checked).
-        if tid is not None and rec.path.is_file():
-            quick.append((rec, tid))
-        else:
-            todo.append(rec)
-    total = len(records)
-    n = 0
-    with store.transaction() as db:
-        for rec, tid in quick:
-            try:
-                same = file_sha256(rec.path) == tid
-            except OSError:
-                same = False
-            if not same:
-                todo.append(rec)
-                continue
-            store.add_track(track_id=tid, path=str(rec.path), artist=rec.artist, title=rec.title, album=rec.album,
-                            external_id=rec.external_id, genres=rec.genres, artist_mbid=rec.artist_mbid, db=db)
-            summary.cached += 1
-            n += 1
+    todo, result, n = scan_into(store, root, summary, manifest=manifest)
+    total = len(result.tracks)
     if progress:
         progress("ingest", n, total)
     pool = _pool(jobs)
@@ -179,11 +152,7 @@ def ingest(
                         summary.add_failure(out)
                         store.record_failure(run_id, out.path, kind, message, db=db)
                         continue
-                    status = store.add_track(
-                        track_id=tid, path=str(rec.path), artist=rec.artist, title=rec.title, album=rec.album,
-                        duration_s=duration, external_id=rec.external_id, genres=rec.genres,
-                        artist_mbid=rec.artist_mbid, db=db,
-                    )
+                    status = add_record(store, rec, tid, duration_s=duration, db=db)
                     if kind:  # truncated: stored, and reported
                         summary.add_report(FileOutcome(str(rec.path), status, kind, message, tid))
                         store.record_failure(run_id, str(rec.path), kind, message, db=db)
@@ -197,12 +166,59 @@ def ingest(
     finally:
         if pool is not None:
             pool.shutdown()
-    # scan-level failures (unsupported files, unreadable folders) are recorded too
+    record_scan_failures(store, result, run_id)
+    return summary
+
+
+def scan_into(store: Store, root: str | os.PathLike, summary: RunSummary, *,
+              manifest: str | os.PathLike | None = None) -> tuple[list[TrackRecord], ScanResult, int]:
+    """Scan `root`; store the files already known by path whose bytes are unchanged.
+
+    Returns the records still to validate, the scan, and how many were stored here (counted as
+    ``cached`` in `summary`, which also gets the scan's failures).
+    """
+    result = scan(root, manifest=manifest)
+    for path, kind, message in result.failures:
+        summary.add_failure(FileOutcome(str(path), "failed", kind, message))
+    known_paths = store.track_ids_by_path()
+    todo: list[TrackRecord] = []
+    quick: list[tuple[TrackRecord, str]] = []
+    for rec in result.tracks:
+        tid = known_paths.get(str(rec.path))
+        # Path already stored and bytes unchanged: no need to decode again (hash still checked).
+        if tid is not None and rec.path.is_file():
+            quick.append((rec, tid))
+        else:
+            todo.append(rec)
+    n = 0
+    with store.transaction() as db:
+        for rec, tid in quick:
+            try:
+                same = file_sha256(rec.path) == tid
+            except OSError:
+                same = False
+            if not same:
+                todo.append(rec)
+                continue
+            add_record(store, rec, tid, db=db)
+            summary.cached += 1
+            n += 1
+    return todo, result, n
+
+
+def add_record(store: Store, rec: TrackRecord, track_id: str, *, duration_s: float | None = None, db=None) -> str:
+    """Store one scanned file as `track_id`; returns the store's status (new / known / moved)."""
+    return store.add_track(track_id=track_id, path=str(rec.path), artist=rec.artist, title=rec.title,
+                           album=rec.album, duration_s=duration_s, external_id=rec.external_id, genres=rec.genres,
+                           artist_mbid=rec.artist_mbid, db=db)
+
+
+def record_scan_failures(store: Store, result: ScanResult, run_id: int | None) -> None:
+    """Record the scan-level failures (unsupported files, unreadable folders)."""
     if result.failures:
         with store.transaction() as db:
             for path, kind, message in result.failures:
                 store.record_failure(run_id, str(path), kind, message, db=db)
-    return summary
 
 
 # --- embed -------------------------------------------------------------------------------
@@ -265,6 +281,7 @@ class TrackResult:
     failure: tuple[str, str] | None = None  # (kind, message) of a file that could not be decoded
     backend_failures: list[str] = field(default_factory=list)
     truncated: str = ""  # why the file decodes only in part: embedded from what decodes, and reported
+    duration_s: float | None = None  # of the whole file, as decoding found it
 
 
 def decode_track(path: str, policy: WindowPolicy, rates: tuple[int, ...]) -> dict[int, Windows] | tuple[str, str]:
@@ -312,7 +329,9 @@ def embed_decoded(
     for res, (_, _, decoded) in zip(results, tracks):
         if isinstance(decoded, dict):
             ok.append((res, decoded))
-            res.truncated = next(iter(decoded.values())).truncated if decoded else ""
+            first = next(iter(decoded.values()), None)
+            res.truncated = first.truncated if first is not None else ""
+            res.duration_s = first.duration_s if first is not None else None
         else:
             res.failure = decoded
     for bi, (units, keys) in enumerate(zip(plan.units, plan.keys)):
@@ -467,6 +486,31 @@ def embed(
     if progress:
         progress("embed", 0, len(need))
     cost = [[0, 0.0, 0.0, 0.0] for _ in plan.backends]
+    from .track_workers import can_use_workers, embed_in_workers  # imported here: built on this module
+
+    if need and can_use_workers(plan.backends, jobs):
+        embed_in_workers(store, plan, need, have, summary, cost, jobs=jobs, batch_size=batch_size, run_id=run_id,
+                          progress=progress)
+    else:
+        _embed_here(store, plan, need, have, summary, cost, jobs=jobs, batch_size=batch_size, run_id=run_id,
+                    progress=progress)
+    record_cost(store, plan, cost, run_id)
+    return summary
+
+
+def record_cost(store: Store, plan: EmbedPlan, cost: list[list[float]], run_id: int | None) -> None:
+    """Store each backend's ``[clips, audio s, wall s, cpu s]`` of a run (``timings``)."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    for keys, (clips, audio_s, wall, cpu) in zip(plan.keys, cost):
+        if clips:
+            store.record_timing(run_id=run_id, model_key=keys[0], n_clips=clips, audio_s=audio_s, seconds=wall,
+                                cpu_s=cpu, peak_rss_mb=peak_mb)
+
+
+def _embed_here(store: Store, plan: EmbedPlan, need: list[TrackRecord], have: dict[str, set[str]],
+                summary: RunSummary, cost: list[list[float]], *, jobs: int, batch_size: int,
+                run_id: int | None, progress: Progress | None) -> None:
+    """Decoding in a pool (or a thread) a few tracks ahead, the models in this process."""
     pool = _pool(jobs)
     missing = lambda tid, key: tid not in have[key]  # noqa: E731
     done: list[TrackResult] = []
@@ -477,7 +521,7 @@ def embed(
     n = 0
     try:
         ahead = max(2, 2 * max(jobs, 1), group_size)
-        for t, decoded in _decoded_stream(pool, need, policy, plan.rates, ahead):
+        for t, decoded in _decoded_stream(pool, need, plan.policy, plan.rates, ahead):
             group.append((t.track_id, t.path, decoded))
             if len(group) < group_size:
                 continue
@@ -499,12 +543,6 @@ def embed(
     finally:
         if pool is not None:
             pool.shutdown()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
-    for keys, (clips, audio_s, wall, cpu) in zip(plan.keys, cost):
-        if clips:
-            store.record_timing(run_id=run_id, model_key=keys[0], n_clips=clips, audio_s=audio_s, seconds=wall,
-                                cpu_s=cpu, peak_rss_mb=peak_mb)
-    return summary
 
 
 def _log_partial(plan: EmbedPlan, have: dict[str, set[str]], need: list[TrackRecord]) -> None:

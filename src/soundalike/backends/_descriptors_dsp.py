@@ -20,9 +20,7 @@ import pyloudnorm
 from . import _descriptors_scores as scores
 
 SR = 22050
-N_FFT = 2048
-HOP = 512
-N_MELS = 128
+from .descriptors import HOP, N_FFT, N_MELS  # noqa: E402  (the model key's values, defined there)
 #: onset autocorrelation window of the tempogram (librosa.feature.tempo's default ac_size)
 AC_SIZE_S = 8.0
 #: the tempo prior: librosa's log-normal prior centred on 120 BPM, one octave std

@@ -107,6 +107,8 @@ class Backend(ABC):
     default_embedding_size: ClassVar[int] = 0
     #: the shortest clip (seconds) the backend can embed; shorter input is padded with a warning
     min_duration_s: ClassVar[float] = 1.0
+    #: heavy modules a worker process needs (imported once by the forkserver, see track_workers)
+    worker_preload: ClassVar[tuple[str, ...]] = ()
 
     embedding_size: int
     n_layers: int = 1
@@ -114,6 +116,9 @@ class Backend(ABC):
     weights_kind: WeightsKind = "none"
     weights_sha256: str | None = None
     device: str = "cpu"
+    #: the ``load_backend`` arguments that built this instance (``None`` when built directly):
+    #: worker processes build the same backend from it
+    load_spec: dict[str, Any] | None = None
 
     # --- listing -----------------------------------------------------------------------
     @classmethod

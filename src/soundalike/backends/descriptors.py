@@ -10,7 +10,8 @@ order of :data:`FEATURE_NAMES`; compare vectors after per-feature standardisatio
 similarity module z-scores each feature over the library), never with raw cosine.
 Every feature is described in ``docs/descriptors.md``.
 
-This module imports only NumPy; librosa and pyloudnorm are imported when the backend is built.
+This module imports only NumPy; librosa and pyloudnorm are imported when the backend first analyses
+audio (a process that only needs the model key, e.g. the parent of analysis workers, never pays it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = ["DescriptorsBackend", "FEATURE_NAMES", "FEATURE_VERSION"]
 
 #: bump when any feature's definition changes (it is part of the model key)
 FEATURE_VERSION = 1
+#: STFT and mel parameters of the measurements (part of the model key; ``_descriptors_dsp`` uses them)
+N_FFT, HOP, N_MELS = 2048, 512, 128
 
 FEATURE_NAMES: tuple[str, ...] = (
     # rhythm
@@ -95,6 +98,8 @@ class DescriptorsBackend(Backend):
     sample_rate = 22050
     extra = None
     requires = ("librosa", "pyloudnorm", "soundfile")
+    # librosa.beat compiles its numba kernels on import (about 2 s): once in the forkserver
+    worker_preload = ("soundalike.backends._descriptors_dsp", "soundalike.backends._librosa_beat")
     description = "Spotify-style descriptors (tempo, key, loudness, energy, timbre) via librosa; no weights"
     default_embedding_size = len(FEATURE_NAMES)
     min_duration_s = 0.5
@@ -105,24 +110,26 @@ class DescriptorsBackend(Backend):
         check_option("key_profile", key_profile, _scores.KEY_PROFILES)
         check_option("device", device, ("cpu", "auto"))  # DSP on the CPU; "auto" means the CPU here
         self.key_profile = key_profile
-        # Import here so that listing backends does not import librosa (numba start-up).
-        from . import _descriptors_dsp
-
-        self._dsp = _descriptors_dsp
         self.device = device
         self.feature_names: list[str] = list(FEATURE_NAMES)
         self.embedding_size = len(FEATURE_NAMES)
         self.n_layers = 1
         self.default_layer = 0
 
+    @property
+    def _dsp(self):
+        # Imported on first use: librosa and numba take about 2 s to start.
+        from . import _descriptors_dsp
+
+        return _descriptors_dsp
+
     def config(self) -> dict[str, Any]:
-        dsp = self._dsp
         return {
             "features": FEATURE_VERSION,
             "sample_rate": self.sample_rate,
-            "n_fft": dsp.N_FFT,
-            "hop_length": dsp.HOP,
-            "n_mels": dsp.N_MELS,
+            "n_fft": N_FFT,
+            "hop_length": HOP,
+            "n_mels": N_MELS,
             "key_profile": self.key_profile,
         }
 

@@ -190,6 +190,7 @@ class _Musicnn(Backend):
 
     sample_rate = SAMPLE_RATE
     extra = "torch"
+    worker_preload = ("torch", "librosa", "soundalike.backends._musicnn_net", "soundalike.backends._musicnn_fast")
     requires = ("torch",)  # the weights (the musicnn package) are checked by status()
     min_duration_s = MIN_SAMPLES / SAMPLE_RATE
 

@@ -107,6 +107,13 @@ def load_backend(
         ``compile=True`` and ``max_batch`` (int or ``"auto"``) go to torch backends only.
         Backend-specific options (e.g. ``chunk_s=10`` for MERT, ``tiny=True`` for tests).
     """
+    spec = {"name": name, "weights": weights, "device": device, "dtype": dtype, **options}
+    backend = _build(name, weights=weights, device=device, dtype=dtype, **options)
+    backend.load_spec = spec
+    return backend
+
+
+def _build(name: str, *, weights: Any, device: str, dtype: str, **options: Any) -> Backend:
     if "+" in name:
         from .ensemble import Ensemble
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from ..audio import WindowPolicy
 from ..backends import backend_class, load_backend
 from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
+from ..track_workers import ingest_and_embed, start_workers
 from ..reports import build_report, write_reports
 from ..query import validation_summary
 from ._common import cli_command, err, open_db, out, print_json, progress_bar, refresh_defaults, split_list
@@ -242,13 +243,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: ingest → embed → similarity → report."""
         names = split_list(backend) or _default_backends()
-        models = [load_backend(n) for n in names]
         policy = WindowPolicy.parse(window)
+        workers = start_workers(names, policy, jobs)  # their start-up overlaps the loading below
+        models = [load_backend(n) for n in names]
         with open_db(db) as store:
             run_id = store.start_run(sys.argv)
             with progress_bar() as prog:
-                s1 = ingest_library(store, path, manifest=manifest, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
-                s2 = embed_library(store, models, policy=policy, run_id=run_id, jobs=jobs, progress=prog)
+                s1, s2 = ingest_and_embed(store, path, models, manifest=manifest, policy=policy, run_id=run_id,
+                                          jobs=jobs, progress=prog, workers=workers)
                 _fill_taggrams(store, names, policy=policy, jobs=jobs, progress=prog)
             store.finish_run(run_id)
             refresh_defaults(store)
