@@ -8,7 +8,9 @@ What it does, in one run (see the "Library speed" section of benchmarks/RESULTS.
    with ffmpeg to MP3, FLAC and M4A (AAC), so each format's seeking is part of the timing.
 2. **Speed**, interleaved ``--repeats`` times on the same files (bliss-rs, soundalike, bliss-rs,
    ...; the median of each is reported): (a) bliss-rs through ``bliss-audio==0.2.0`` over 2
-   processes (a benchmark-only dependency); (b) ``soundalike run`` with the default backends,
+   processes (a benchmark-only dependency; its wheel needs AVX-512, so on a CPU without it the
+   script makes a venv in ``--cache`` with ``bliss-audio==0.1.11``, the newest wheel built for
+   any x86-64 CPU, wrapping bliss-rs 0.6.11, and says so); (b) ``soundalike run`` with the default backends,
    **cold**: a fresh process, an empty store, model loading and the report included. Each is a
    child process measured with ``os.wait4``: wall time, CPU seconds (user + system, its worker
    processes included), peak RSS of the largest process.
@@ -68,19 +70,57 @@ if __name__ == "__main__":
 """
 
 
-def bliss_problem(sample: Path) -> str | None:
-    """Why bliss-rs cannot run here (None when it can): its wheel may use CPU instructions
-    this machine lacks (the 0.2.0 wheel dies of SIGILL on an AVX2-only CPU)."""
+#: bliss-audio releases and the bliss-rs each wraps (read from the wheels' crate paths)
+BLISS_RS = {"0.2.0": "0.11.2", "0.1.11": "0.6.11"}
+#: the newest wheel built for any x86-64 CPU: 0.2.0's uses AVX-512 (SIGILL on an AVX2-only CPU)
+BLISS_PORTABLE = "0.1.11"
+
+
+def bliss_problem(sample: Path, python: str = sys.executable) -> str | None:
+    """Why bliss-rs cannot run with `python` (None when it can): its wheel may use CPU
+    instructions this machine lacks (the 0.2.0 wheel dies of SIGILL on an AVX2-only CPU)."""
     code = f"from bliss_audio import Song; Song({str(sample)!r}).analysis"
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+        r = subprocess.run([python, "-c", code], capture_output=True, timeout=300)
     except subprocess.TimeoutExpired:
         return "bliss-rs did not finish one track in 300 s"
     if r.returncode == -4 or r.returncode == 132:
-        return "bliss-audio 0.2.0 dies of SIGILL (illegal instruction) on this CPU"
+        return "dies of SIGILL (illegal instruction) on this CPU"
     if r.returncode != 0:
-        return f"bliss-audio failed: {r.stderr.decode(errors='replace')[-300:]}"
+        return f"failed: {r.stderr.decode(errors='replace')[-300:]}"
     return None
+
+
+def bliss_version(python: str) -> str:
+    r = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('bliss-audio'))"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or "not installed"
+
+
+def find_bliss(sample: Path, cache: Path) -> tuple[str | None, dict[str, Any]]:
+    """The Python that runs bliss-rs here: this one (``[bench]`` extra, bliss-audio 0.2.0), else a
+    venv in `cache` with the portable wheel (made once). Returns (python or None, what was found)."""
+    info: dict[str, Any] = {}
+    version = bliss_version(sys.executable)
+    problem = bliss_problem(sample) if version != "not installed" else "not installed"
+    info["tried"] = [f"bliss-audio {version}: {problem or 'runs'}"]
+    if problem is None:
+        info.update(version=version, bliss_rs=BLISS_RS.get(version, "?"))
+        return sys.executable, info
+    venv = cache / f"bliss-audio-{BLISS_PORTABLE}"
+    python = str(venv / "bin" / "python")
+    if not Path(python).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        r = subprocess.run([python, "-m", "pip", "install", "-q", f"bliss-audio=={BLISS_PORTABLE}"], capture_output=True)
+        if r.returncode != 0:
+            info["tried"].append(f"bliss-audio {BLISS_PORTABLE}: pip failed")
+            return None, info
+    problem = bliss_problem(sample, python)
+    info["tried"].append(f"bliss-audio {BLISS_PORTABLE}: {problem or 'runs'}")
+    if problem is not None:
+        return None, info
+    info.update(version=BLISS_PORTABLE, bliss_rs=BLISS_RS[BLISS_PORTABLE])
+    return python, info
 
 
 # --- library -------------------------------------------------------------------------------
@@ -150,11 +190,11 @@ def measured(cmd: list[str], env: dict | None = None) -> dict[str, float]:
             "load_before": load0, "load_after": os.getloadavg()[0]}
 
 
-def run_bliss(files: list[Path], work: Path, procs: int) -> tuple[dict, dict]:
+def run_bliss(python: str, files: list[Path], work: Path, procs: int) -> tuple[dict, dict]:
     lst, out, script = work / "bliss_in.json", work / "bliss_out.json", work / "bliss_child.py"
     lst.write_text(json.dumps([str(f) for f in files]))
     script.write_text(BLISS_CHILD)
-    m = measured([sys.executable, str(script), str(lst), str(out), str(procs)])
+    m = measured([python, str(script), str(lst), str(out), str(procs)])
     return m, json.loads(out.read_text())
 
 
@@ -235,7 +275,7 @@ def stages(files: list[Path], work: Path) -> dict[str, float]:
 
 
 # --- quality -----------------------------------------------------------------------------------------
-def quality(dev: Path, bliss_procs: int, work: Path, *, with_bliss: bool = True) -> dict[str, Any]:
+def quality(dev: Path, bliss_procs: int, work: Path, *, bliss_python: str | None = None) -> dict[str, Any]:
     import numpy as np
 
     from soundalike.audio import WindowPolicy, load_windows
@@ -264,8 +304,8 @@ def quality(dev: Path, bliss_procs: int, work: Path, *, with_bliss: bool = True)
            "cosine_min": float(cos.min()), "cosine_median": float(np.median(cos)),
            "max_abs_diff": float(np.abs(A - B).max()),
            "map_raw_cosine_default": float(same_artist_map(cosine_matrix(B), artists)["MAP"])}
-    if with_bliss:
-        _, feats = run_bliss(paths, work, bliss_procs)
+    if bliss_python:
+        _, feats = run_bliss(bliss_python, paths, work, bliss_procs)
         ok = [i for i, p in enumerate(paths) if isinstance(feats.get(str(p)), list)]
         F = np.array([feats[str(paths[i])] for i in ok], dtype=np.float64)
         D = np.sqrt(((F[:, None, :] - F[None, :, :]) ** 2).sum(-1))
@@ -278,8 +318,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
     """The RESULTS.md tables of one run's JSON."""
     lines = [f"Run {doc['date_utc']}: {doc['n_files']} files ({doc['formats']}), {doc['audio_minutes']:.0f} min of audio, "
              f"{doc['cpus']} CPUs (shared; load average {_loads(doc)})."]
-    if doc.get("bliss_problem"):
-        lines.append(f"bliss-rs: not measured here: {doc['bliss_problem']}.")
+    b = doc.get("bliss", {})
+    if b.get("version"):
+        lines.append(f"bliss-rs {b['bliss_rs']} through bliss-audio {b['version']} ({'; '.join(b['tried'])}).")
+    elif b:
+        lines.append(f"bliss-rs: not measured here ({'; '.join(b['tried'])}).")
     lines += ["", "| job (median of runs) | wall s | CPU s | s/track (wall) | CPU s/track | tracks/min | 10k tracks (h) | peak RSS MB |",
               "|---|---|---|---|---|---|---|---|"]
     for name, r in doc.get("summary", {}).items():
@@ -312,7 +355,7 @@ def main() -> None:
     ap.add_argument("--transcode", type=int, default=4, help="tracks transcoded to each of MP3, FLAC, M4A")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bliss-procs", type=int, default=2)
-    ap.add_argument("--stage-tracks", type=int, default=8)
+    ap.add_argument("--stage-tracks", type=int, default=8, help="tracks of the stage table (0: no stage table)")
     ap.add_argument("--dev", type=Path, default=REPO.parent / "shared" / "data" / "music")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N original tracks (a quick check)")
@@ -335,10 +378,10 @@ def main() -> None:
         work = Path(tmp)
         lib = link_library(files, work / "library")
         runs: dict[str, list[dict]] = {"bliss": [], "soundalike": []}
-        doc["bliss_problem"] = problem = bliss_problem(files[0])
+        bliss_python, doc["bliss"] = find_bliss(files[0], args.cache)
         for i in range(args.repeats):
-            if problem is None:
-                m, feats = run_bliss(files, work, args.bliss_procs)
+            if bliss_python:
+                m, feats = run_bliss(bliss_python, files, work, args.bliss_procs)
                 m["failed"] = sum(not isinstance(v, list) for v in feats.values())
                 runs["bliss"].append(m)
                 print(f"bliss-rs run {i + 1}: {m['wall_s']:.1f} s", file=sys.stderr)
@@ -359,11 +402,12 @@ def main() -> None:
         if "bliss" in summary:
             summary["ratio_wall"] = summary["soundalike"]["wall_s"] / summary["bliss"]["wall_s"]
         doc["summary"] = summary
-        stage_files = [f for f in files if f.suffix == ".ogg"][: args.stage_tracks]
-        stage_files += [f for f in files if f.suffix != ".ogg"][:: max(1, args.transcode)]
-        doc["stages_cpu_s_per_window"] = stages(stage_files, work)
+        if args.stage_tracks:
+            stage_files = [f for f in files if f.suffix == ".ogg"][: args.stage_tracks]
+            stage_files += [f for f in files if f.suffix != ".ogg"][:: max(1, args.transcode)]
+            doc["stages_cpu_s_per_window"] = stages(stage_files, work)
         if not args.skip_quality and args.dev.is_dir():
-            doc["quality"] = quality(args.dev, args.bliss_procs, work, with_bliss=problem is None)
+            doc["quality"] = quality(args.dev, args.bliss_procs, work, bliss_python=bliss_python)
     text = json.dumps(doc, indent=2, default=float)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
