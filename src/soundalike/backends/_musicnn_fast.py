@@ -119,10 +119,9 @@ class FactorisedMusicnn(torch.nn.Module):
                 # a direct (taps x 1) filter bank: one matrix product over time windows is ~2x
                 # faster than oneDNN's convolution for this shape
                 win = padded[:, 0].unfold(1, kh, 1)  # (B, T, F, taps)
-                y = torch.matmul(win.reshape(-1, kh), c.basis.reshape(-1, kh).T).view(n, t, -1, c.basis.shape[0])
+                top = _filter_max_over_bands(win, c.basis.reshape(-1, kh).T.contiguous())  # (B, T, C)
                 # max over bands of the sign-flipped maps; the bias is constant over bands
-                top = y.amax(dim=2) + c.bias  # (B, T, C)
-                picked = (top * c.sign).transpose(1, 2)  # max or min per channel, (B, C, T)
+                picked = ((top + c.bias) * c.sign).transpose(1, 2)  # max or min per channel, (B, C, T)
             else:
                 y = F.conv2d(padded, c.basis)  # (B, r | C, T, F)
                 top = _mix_max_over_bands(y, c.mix_t) if c.mix_t is not None else y.amax(dim=3)  # (B, C, T)
@@ -158,4 +157,17 @@ def _mix_max_over_bands(y: torch.Tensor, mix_t: torch.Tensor) -> torch.Tensor:
             block = y[i, :, t0:t0 + _MIX_BLOCK_FRAMES].reshape(r, -1)
             k = block.shape[1] // f
             out[i, :, t0:t0 + k] = torch.mm(mix_t, block).view(-1, k, f).amax(dim=2)
+    return out
+
+
+def _filter_max_over_bands(win: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``amax over bands of (win @ filters)``, block by block: ``(B, T, F, taps)`` windows and
+    ``(taps, C)`` filters -> ``(B, T, C)`` (the full product is never formed, as above)."""
+    b, t, f, taps = win.shape
+    out = win.new_empty((b, t, filters.shape[1]))
+    for i in range(b):
+        for t0 in range(0, t, _MIX_BLOCK_FRAMES):
+            block = win[i, t0:t0 + _MIX_BLOCK_FRAMES]
+            k = block.shape[0]
+            out[i, t0:t0 + k] = torch.mm(block.reshape(-1, taps), filters).view(k, f, -1).amax(dim=1)
     return out
