@@ -132,7 +132,7 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     }
     for name, frames in spectral.items():
         v[f"{name}_mean"], v[f"{name}_std"] = float(frames.mean()), float(frames.std())
-    contrast = librosa.feature.spectral_contrast(S=S, sr=SR).mean(axis=1)
+    contrast = fast.spectral_contrast(S, freq, SR).mean(axis=1)
     for i, c in enumerate(contrast, start=1):
         v[f"spectral_contrast_{i}"] = float(c)
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=13)
@@ -293,10 +293,11 @@ def _loudness(y: np.ndarray) -> dict[str, float]:
         x = np.resize(x, block)
     # pyloudnorm's meter, computed once: one K-weighted signal serves both block sizes, and
     # the block powers come from one cumulative sum (fast.gated_loudness is the same gating).
-    xk = fast.k_weighted(x, SR)
-    lufs, blocks = fast.gated_loudness(fast.block_powers(xk, SR, 0.4))
-    if x.shape[0] >= 3 * SR:
-        blocks = fast.gated_loudness(fast.block_powers(xk, SR, 3.0))[1]
+    long = x.shape[0] >= 3 * SR
+    z = fast.block_powers(fast.k_weighted(x, SR), SR, (0.4, 3.0) if long else (0.4,))
+    lufs, blocks = fast.gated_loudness(z[0])
+    if long:
+        blocks = fast.gated_loudness(z[1])[1]
     if not np.isfinite(lufs):
         lufs = LUFS_FLOOR
     return {"loudness_lufs": max(lufs, LUFS_FLOOR), "loudness_range_lu": _loudness_range(blocks)}

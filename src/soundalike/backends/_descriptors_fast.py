@@ -28,37 +28,57 @@ _OVERLAP = 0.75
 
 # --- loudness (pyloudnorm.Meter, K-weighting, mono) --------------------------------------
 @functools.lru_cache(maxsize=4)
-def _k_weighting(rate: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _k_weighting(rate: int) -> tuple[np.ndarray, float]:
+    """pyloudnorm's K-weighting stages as second-order sections, and their overall gain."""
     import pyloudnorm
 
-    meter = pyloudnorm.Meter(rate)  # the same coefficients, in the same order of stages
-    return tuple((f.b, f.a, f.passband_gain) for f in meter._filters.values())
+    stages = list(pyloudnorm.Meter(rate)._filters.values())  # high shelf, then high pass
+    sos = np.array([np.concatenate((f.b / f.a[0], f.a / f.a[0])) for f in stages])
+    return sos, float(np.prod([f.passband_gain for f in stages]))
 
 
 def k_weighted(x: np.ndarray, rate: int) -> np.ndarray:
-    """The signal after pyloudnorm's K-weighting filters (float64 in, float64 out)."""
-    out = x
-    for b, a, gain in _k_weighting(rate):
-        out = gain * scipy.signal.lfilter(b, a, out)
-    return out
+    """The signal after pyloudnorm's K-weighting (float64): its two biquads in one pass.
 
-
-def block_powers(xk: np.ndarray, rate: int, block_size: float) -> np.ndarray:
-    """Mean square of each gating block (pyloudnorm's ``z``), from one cumulative sum.
-
-    The block bounds are pyloudnorm's own float expressions, so they truncate the same way.
+    pyloudnorm runs ``lfilter`` once per stage; the cascade of second-order sections is the
+    same filter (differences ~1e-13 of full scale).
     """
+    sos, gain = _k_weighting(rate)
+    out = scipy.signal.sosfilt(sos, x)
+    return out if gain == 1.0 else gain * out
+
+
+def _block_bounds(n: int, rate: int, block_size: float) -> tuple[np.ndarray, np.ndarray]:
+    # pyloudnorm's own float expressions, so the bounds truncate the same way
     T_g = block_size
     step = 1.0 - _OVERLAP
-    T = xk.shape[0] / rate
+    T = n / rate
     n_blocks = int(np.round(((T - T_g) / (T_g * step)))) + 1
     j = np.arange(n_blocks)
     lo = (T_g * (j * step) * rate).astype(np.int64)
     hi = (T_g * (j * step + 1) * rate).astype(np.int64)
-    csum = np.concatenate(([0.0], np.cumsum(np.square(xk))))
-    hi = np.minimum(hi, xk.shape[0])
-    lo = np.minimum(lo, hi)
-    return (1.0 / (T_g * rate)) * np.maximum(csum[hi] - csum[lo], 0.0)
+    hi = np.minimum(hi, n)
+    return np.minimum(lo, hi), hi
+
+
+def block_powers(xk: np.ndarray, rate: int, block_sizes: tuple[float, ...]) -> list[np.ndarray]:
+    """Mean square of each gating block (pyloudnorm's ``z``) for each block size.
+
+    The squared signal is summed once between consecutive block bounds (of all block sizes
+    together); each block's sum is then a difference of the running total of those pieces.
+    """
+    n = xk.shape[0]
+    bounds = [_block_bounds(n, rate, b) for b in block_sizes]
+    cuts = np.unique(np.concatenate([np.r_[0, n]] + [np.r_[lo, hi] for lo, hi in bounds]))
+    cuts = cuts[cuts < n]
+    pieces = np.add.reduceat(np.square(xk), cuts) if n else np.zeros(0)
+    total = np.concatenate(([0.0], np.cumsum(pieces)))  # total[i] = sum of x**2 before cuts[i]
+    edge = np.append(cuts, n)
+    out = []
+    for (lo, hi), T_g in zip(bounds, block_sizes):
+        s = total[np.searchsorted(edge, hi)] - total[np.searchsorted(edge, lo)]
+        out.append((1.0 / (T_g * rate)) * np.maximum(s, 0.0))
+    return out
 
 
 def gated_loudness(z: np.ndarray) -> tuple[float, np.ndarray]:
@@ -153,3 +173,49 @@ def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.
     start = np.arange(n_frames) * hop_length
     counts = change[start + frame_length - 1] - change[start]
     return counts / float(frame_length)
+
+
+def spectral_contrast(S: np.ndarray, freq: np.ndarray, sr: int, *, n_bands: int = 6,
+                      fmin: float = 200.0, quantile: float = 0.02) -> np.ndarray:
+    """``librosa.feature.spectral_contrast(S=S, sr=sr)`` ``(n_bands + 1, n_frames)``.
+
+    The bands are sorted along the contiguous axis of the frame-major view (librosa sorts
+    along the strided one); the band means are taken in float64 (librosa: float32).
+    """
+    import librosa
+
+    n_frames = S.shape[-1]
+    valley = np.zeros((n_bands + 1, n_frames))
+    peak = np.zeros_like(valley)
+    St = np.ascontiguousarray(S.T)  # (n_frames, n_bins); no copy for librosa's F-ordered S
+    for k, (start, stop, idx) in enumerate(_contrast_bands(freq.tobytes(), sr, n_bands, fmin, quantile)):
+        band = St[:, start:stop]
+        n = band.shape[1]
+        part = np.sort(band, axis=1)
+        valley[k] = part[:, :idx].mean(axis=1, dtype=np.float64)
+        peak[k] = part[:, n - idx:].mean(axis=1, dtype=np.float64)
+    return librosa.power_to_db(peak) - librosa.power_to_db(valley)
+
+
+@functools.lru_cache(maxsize=8)
+def _contrast_bands(freq_bytes: bytes, sr: int, n_bands: int, fmin: float, quantile: float):
+    # librosa's band masks (each a contiguous run of bins) as (start, stop, idx)
+    freq = np.frombuffer(freq_bytes)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == n_bands:
+            current[idx[-1] + 1:] = True
+        rows = np.flatnonzero(current)
+        start, stop = int(rows[0]), int(rows[-1]) + 1
+        if k < n_bands:
+            stop -= 1  # librosa drops the band's last bin
+        n_idx = int(np.maximum(np.rint(quantile * np.sum(current)), 1))
+        bands.append((start, stop, n_idx))
+    return tuple(bands)
+
