@@ -87,7 +87,7 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     v: dict[str, float] = {}
 
     # One STFT feeds every spectral feature; the mel power spectrogram feeds MFCC, onsets, HPSS.
-    S = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    S = fast.stft_magnitude(y, N_FFT, HOP)
     P = S**2
     mel = librosa.feature.melspectrogram(S=P, sr=SR, n_mels=N_MELS)
     mel_db = librosa.power_to_db(mel, ref=1.0)
