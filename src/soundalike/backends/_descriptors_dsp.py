@@ -181,6 +181,24 @@ def _cache_cqt_filters() -> None:
 _cache_cqt_filters()
 
 
+def _fast_cqt_stft() -> None:
+    """Give ``librosa.cqt`` the blocked STFT of :func:`_descriptors_fast.stft_frames`.
+
+    Per octave the CQT takes an STFT (window "ones") of the resampled signal; librosa's
+    all-frames-at-once float64 copies cost about half of the CQT. The replacement returns the
+    same bits and hands any call it does not cover back to librosa's ``stft``.
+    """
+    from librosa.core import constantq
+
+    original = getattr(constantq, "stft", None)
+    if original is None or getattr(original, "_soundalike_fast", False):
+        return
+    constantq.stft = fast.cqt_stft(original)
+
+
+_fast_cqt_stft()
+
+
 @functools.lru_cache(maxsize=1)
 def _chroma_map() -> tuple[np.ndarray, np.ndarray]:
     freqs = librosa.cqt_frequencies(CQT_N_BINS, fmin=CQT_FMIN, bins_per_octave=CQT_BINS_PER_OCTAVE)
@@ -200,10 +218,7 @@ def _salience_chroma(y: np.ndarray) -> np.ndarray:
                 bins_per_octave=CQT_BINS_PER_OCTAVE, tuning=0.0,
             )
         )
-    sal = librosa.salience(
-        C, freqs=freqs, harmonics=list(SALIENCE_HARMONICS), weights=list(SALIENCE_WEIGHTS),
-        fill_value=0.0,
-    )
+    sal = fast.salience(C, freqs, SALIENCE_HARMONICS, SALIENCE_WEIGHTS)  # = librosa.salience
     sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
     return librosa.util.normalize(fold @ sal, norm=np.inf, axis=0)
 

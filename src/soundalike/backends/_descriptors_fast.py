@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
 import scipy.ndimage
 import scipy.signal
 
@@ -28,34 +27,63 @@ _ABS_GATE = -70.0
 _OVERLAP = 0.75
 
 
-# --- STFT magnitude (librosa.stft, hann window, centred, zero padding) -------------------
-@functools.lru_cache(maxsize=4)
-def _hann(n_fft: int) -> np.ndarray:
+# --- STFT (librosa.stft, centred, zero padding) ------------------------------------------
+@functools.lru_cache(maxsize=8)
+def _window(name: str, n_fft: int) -> np.ndarray:
     import librosa
 
-    return librosa.filters.get_window("hann", n_fft, fftbins=True)
+    return librosa.filters.get_window(name, n_fft, fftbins=True)
 
 
-def stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int, *, block: int = 128) -> np.ndarray:
-    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))`` for float32 ``y``.
+def stft_frames(y: np.ndarray, n_fft: int, hop_length: int, window: str, *,
+                magnitude: bool, block: int = 128) -> np.ndarray:
+    """``librosa.stft(y, n_fft=, hop_length=, window=, dtype=complex64)`` (centred, zero
+    padding; ``np.abs`` of it with `magnitude`) for a 1-D float32 ``y`` of at least `n_fft`
+    samples, frame-major: shape ``(n_frames, 1 + n_fft // 2)``; ``.T`` is librosa's array.
 
-    The same float64 windowed frames, float64 FFT and rounding to complex64 as librosa, in
-    blocks of frames that stay in cache. Returns the same F-ordered ``(1 + n_fft // 2,
-    n_frames)`` float32 array (bit-identical).
+    The same float64 windowed frames, float64 FFT and rounding to complex64 as librosa (so the
+    same bits), a block of frames at a time along the contiguous axis instead of all frames at
+    once along the strided one.
     """
+    from librosa import get_fftlib
     from numpy.lib.stride_tricks import sliding_window_view
 
-    if y.shape[-1] < n_fft:  # librosa warns and pads; keep its path
+    rfft = get_fftlib().rfft  # librosa's FFT library (scipy.fft unless set otherwise)
+    win = _window(window, n_fft)
+    frames = sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
+    out = np.empty((frames.shape[0], 1 + n_fft // 2), dtype=np.float32 if magnitude else np.complex64)
+    for s in range(0, frames.shape[0], block):
+        spec = rfft(win * frames[s : s + block], axis=-1).astype(np.complex64)
+        out[s : s + block] = np.abs(spec) if magnitude else spec
+    return out
+
+
+def stft_magnitude(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))`` (hann), bit-identical,
+    as librosa's F-ordered ``(1 + n_fft // 2, n_frames)`` float32 array."""
+    if y.shape[-1] < n_fft:  # librosa warns and pads differently; keep its path
         import librosa
 
         return np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
-    window = _hann(n_fft)
-    frames = sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
-    out = np.empty((frames.shape[0], 1 + n_fft // 2), dtype=np.float32)
-    for s in range(0, frames.shape[0], block):
-        spec = scipy.fft.rfft(window * frames[s : s + block], axis=-1)
-        out[s : s + block] = np.abs(spec.astype(np.complex64))
-    return out.T
+    return stft_frames(y, n_fft, hop_length, "hann", magnitude=True).T
+
+
+def cqt_stft(original):
+    """A drop-in for the ``stft`` that ``librosa.cqt`` calls per octave (window ``"ones"``,
+    centred, constant padding, complex64), bit-identical; any other call goes to `original`."""
+
+    def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", center=True,
+             dtype=None, pad_mode="constant", out=None):
+        if (isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype == np.float32 and center
+                and win_length is None and out is None and window in ("ones", "hann")
+                and pad_mode == "constant" and np.dtype(dtype or np.complex64) == np.complex64
+                and hop_length and y.shape[0] >= n_fft and np.all(np.isfinite(y))):
+            return stft_frames(y, n_fft, hop_length, window, magnitude=False).T
+        return original(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+                        center=center, dtype=dtype, pad_mode=pad_mode, out=out)
+
+    stft._soundalike_fast = True  # type: ignore[attr-defined]
+    return stft
 
 
 # --- loudness (pyloudnorm.Meter, K-weighting, mono) --------------------------------------
@@ -258,3 +286,35 @@ def _contrast_bands(freq_bytes: bytes, sr: int, n_bands: int, fmin: float, quant
         bands.append((start, stop, n_idx))
     return tuple(bands)
 
+
+
+# --- harmonic salience (librosa.salience, linear interpolation, peaks only) ---------------
+@functools.lru_cache(maxsize=4)
+def _salience_plan(freq_bytes: bytes, harmonics: tuple[float, ...]):
+    # scipy's interp1d(kind="linear") bracketing of every harmonic frequency
+    x = np.frombuffer(freq_bytes)
+    x_new = np.multiply.outer(np.asarray(harmonics, dtype=float), x).ravel()
+    hi = np.searchsorted(x, x_new).clip(1, len(x) - 1).astype(int)
+    lo = hi - 1
+    outside = (x_new < x[0]) | (x_new > x[-1])
+    return lo, hi, x[hi] - x[lo], x_new - x[lo], outside
+
+
+def salience(C: np.ndarray, freqs: np.ndarray, harmonics: tuple[float, ...],
+             weights: tuple[float, ...]) -> np.ndarray:
+    """``librosa.salience(C, freqs=, harmonics=, weights=, fill_value=0.0)`` for a 2-D
+    ``C`` (bins, frames): scipy ``interp1d``'s linear-interpolation expressions and
+    ``np.average``'s weighted sum, for all harmonics at once (the same operations, so the
+    same values), then only the local maxima along frequency are kept (0 elsewhere)."""
+    lo, hi, dx, dnew, outside = _salience_plan(np.asarray(freqs, dtype=float).tobytes(), tuple(harmonics))
+    slope = (C[hi] - C[lo]) / dx[:, None]
+    harm = slope * dnew[:, None] + C[lo]
+    harm[outside] = 0.0
+    harm = harm.reshape(len(harmonics), C.shape[0], C.shape[1])
+    w = np.array(weights, dtype=float)
+    sal = np.multiply(harm, w[:, None, None]).sum(axis=0) / w.sum()
+    peaks = np.zeros(C.shape, dtype=bool)
+    peaks[1:-1] = (C[1:-1] > C[:-2]) & (C[1:-1] > C[2:])
+    out = np.zeros(C.shape)
+    out[peaks] = sal[peaks]
+    return out
