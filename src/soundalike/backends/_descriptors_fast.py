@@ -125,19 +125,22 @@ def block_powers(xk: np.ndarray, rate: int, block_sizes: tuple[float, ...]) -> l
     """Mean square of each gating block (pyloudnorm's ``z``) for each block size.
 
     The squared signal is summed once between consecutive block bounds (of all block sizes
-    together); each block's sum is then a difference of the running total of those pieces.
+    together); each block adds up its pieces (non-negative, so no cancellation: a quiet block
+    after a loud one keeps its digits, as in pyloudnorm's per-block sum).
     """
     n = xk.shape[0]
     bounds = [_block_bounds(n, rate, b) for b in block_sizes]
     cuts = np.unique(np.concatenate([np.r_[0, n]] + [np.r_[lo, hi] for lo, hi in bounds]))
     cuts = cuts[cuts < n]
-    pieces = np.add.reduceat(np.square(xk), cuts) if n else np.zeros(0)
-    total = np.concatenate(([0.0], np.cumsum(pieces)))  # total[i] = sum of x**2 before cuts[i]
+    pieces = np.append(np.add.reduceat(np.square(xk), cuts), 0.0)  # last: an empty piece
     edge = np.append(cuts, n)
     out = []
     for (lo, hi), T_g in zip(bounds, block_sizes):
-        s = total[np.searchsorted(edge, hi)] - total[np.searchsorted(edge, lo)]
-        out.append((1.0 / (T_g * rate)) * np.maximum(s, 0.0))
+        first, stop = np.searchsorted(edge, lo), np.searchsorted(edge, hi)
+        width = int((stop - first).max(initial=0))
+        idx = first[:, None] + np.arange(width)
+        idx[idx >= stop[:, None]] = pieces.shape[0] - 1
+        out.append((1.0 / (T_g * rate)) * pieces[idx].sum(axis=1))
     return out
 
 
