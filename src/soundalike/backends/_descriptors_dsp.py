@@ -89,7 +89,7 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     # One STFT feeds every spectral feature; the mel power spectrogram feeds MFCC, onsets, HPSS.
     S = fast.stft_magnitude(y, N_FFT, HOP)
     P = S**2
-    mel = librosa.feature.melspectrogram(S=P, sr=SR, n_mels=N_MELS)
+    mel = fast.melspectrogram(P, SR, N_MELS)
     mel_db = librosa.power_to_db(mel, ref=1.0)
 
     # --- rhythm ---------------------------------------------------------------------------

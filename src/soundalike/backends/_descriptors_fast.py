@@ -86,6 +86,22 @@ def cqt_stft(original):
     return stft
 
 
+@functools.lru_cache(maxsize=4)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    basis.setflags(write=False)
+    return basis
+
+
+def melspectrogram(P: np.ndarray, sr: int, n_mels: int) -> np.ndarray:
+    """``librosa.feature.melspectrogram(S=P, sr=sr, n_mels=n_mels)`` with the filter bank
+    built once (librosa rebuilds it per call); the same ``einsum``, so the same values."""
+    basis = _mel_basis(sr, 2 * (P.shape[-2] - 1), n_mels)
+    return np.einsum("...ft,mf->...mt", P, basis, optimize=True)
+
+
 # --- loudness (pyloudnorm.Meter, K-weighting, mono) --------------------------------------
 @functools.lru_cache(maxsize=4)
 def _k_weighting(rate: int) -> tuple[np.ndarray, float]:
