@@ -2,9 +2,11 @@
 
 Private: :mod:`soundalike.backends.descriptors` validates the audio and imports this module
 lazily, so listing backends never imports librosa. Every function here takes one mono float32
-clip at :data:`SR` and trusts it. Each step is a librosa / pyloudnorm call; the few formulas
-written here (Krumhansl–Schmuckler correlation, the tempo octave rule, gating of the loudness
-range) are short and cited in ``docs/descriptors.md``.
+clip at :data:`SR` and trusts it. Each step is a librosa / pyloudnorm call or its exact,
+cheaper equivalent in :mod:`soundalike.backends._descriptors_fast` (same values; see
+``docs/descriptors.md``, "Exact fast paths"); the few formulas written here
+(Krumhansl–Schmuckler correlation, the tempo octave rule, gating of the loudness range) are
+short and cited in ``docs/descriptors.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 
 import librosa
 import numpy as np
-import pyloudnorm
 
 from . import _descriptors_fast as fast
 from . import _descriptors_scores as scores
@@ -295,7 +296,7 @@ def _strength(ac: np.ndarray, bpm: float) -> float:
 
 
 def _loudness(y: np.ndarray) -> dict[str, float]:
-    """Integrated loudness (LUFS, BS.1770 via pyloudnorm) and loudness range (LU).
+    """Integrated loudness (LUFS, BS.1770 as pyloudnorm measures it) and loudness range (LU).
 
     Clips shorter than one 400 ms block are repeated up to one block (same mean square);
     silence reports the absolute gate, -70 LUFS. The loudness range follows EBU Tech 3342:

@@ -6,11 +6,13 @@ for the float64 paths; the float32 steps that round the same way in the library 
 as they are), so the backend's vectors and model key do not change. ``tests/backends/
 test_descriptors_fast.py`` compares each one with the library call it replaces.
 
-What is saved, per 30 s clip at 22050 Hz (one thread): the STFT's float64 copies of all
-frames at once (now a block at a time); the loudness meter's Python loop over
-blocks and its second K-weighting pass; scipy's 2-D rank filter where a 1-D median along one
-axis is wanted; librosa's float64 normalised copies of the spectrogram in the spectral
-statistics; the framed copy of the signal in the zero-crossing rate.
+What is saved, per 30 s clip at 22050 Hz (one thread; figures in docs/descriptors.md,
+"Exact fast paths"): the second K-weighting pass and the Python loop over blocks of the two
+loudness meters; scipy's 2-D rank filter where a 1-D median along one axis is wanted; the
+float64 normalised copies of the spectrogram in the spectral statistics; the framed copy of
+the signal in the zero-crossing rate; the all-frames-at-once float64 copies of the STFTs
+(the main one and each CQT octave's); interp1d in the harmonic salience; the mel filter bank
+rebuilt per call.
 """
 
 from __future__ import annotations
@@ -167,14 +169,14 @@ def gated_loudness(z: np.ndarray) -> tuple[float, np.ndarray]:
     relative gate 10 LU below the mean power of the blocks above it.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        l = _LUFS_OFFSET + 10.0 * np.log10(z)
-        above = l >= _ABS_GATE
+        blocks = _LUFS_OFFSET + 10.0 * np.log10(z)
+        above = blocks >= _ABS_GATE
         z_abs = np.mean(z[above]) if above.any() else np.nan
         gamma_r = _LUFS_OFFSET + 10.0 * np.log10(z_abs) - 10.0
-        keep = (l > gamma_r) & (l > _ABS_GATE)
+        keep = (blocks > gamma_r) & (blocks > _ABS_GATE)
         z_rel = np.nan_to_num(np.mean(z[keep])) if keep.any() else 0.0
         lufs = _LUFS_OFFSET + 10.0 * np.log10(z_rel)
-    return float(lufs), l
+    return float(lufs), blocks
 
 
 # --- HPSS (librosa.decompose.hpss with power 2, margin 1, on a real spectrogram) ----------
