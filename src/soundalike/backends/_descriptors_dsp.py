@@ -2,9 +2,11 @@
 
 Private: :mod:`soundalike.backends.descriptors` validates the audio and imports this module
 lazily, so listing backends never imports librosa. Every function here takes one mono float32
-clip at :data:`SR` and trusts it. Each step is a librosa / pyloudnorm call; the few formulas
-written here (Krumhansl–Schmuckler correlation, the tempo octave rule, gating of the loudness
-range) are short and cited in ``docs/descriptors.md``.
+clip at :data:`SR` and trusts it. Each step is a librosa / pyloudnorm call or its exact,
+cheaper equivalent in :mod:`soundalike.backends._descriptors_fast` (same values; see
+``docs/descriptors.md``, "Exact fast paths"); the few formulas written here
+(Krumhansl–Schmuckler correlation, the tempo octave rule, gating of the loudness range) are
+short and cited in ``docs/descriptors.md``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import dataclass
 
 import librosa
 import numpy as np
-import pyloudnorm
 
+from . import _descriptors_fast as fast
 from . import _descriptors_scores as scores
 
 SR = 22050
@@ -84,9 +86,9 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     v: dict[str, float] = {}
 
     # One STFT feeds every spectral feature; the mel power spectrogram feeds MFCC, onsets, HPSS.
-    S = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    S = fast.stft_magnitude(y, N_FFT, HOP)
     P = S**2
-    mel = librosa.feature.melspectrogram(S=P, sr=SR, n_mels=N_MELS)
+    mel = fast.melspectrogram(P, SR, N_MELS)
     mel_db = librosa.power_to_db(mel, ref=1.0)
 
     # --- rhythm ---------------------------------------------------------------------------
@@ -114,23 +116,22 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     # --- harmonic / percussive ------------------------------------------------------------
     # HPSS on the mel power spectrogram with 17-frame / 17-band median filters: ~15x cheaper
     # than librosa's default (31) on the linear STFT; only the energy ratio is kept.
-    harm, perc = librosa.decompose.hpss(mel, kernel_size=HPSS_KERNEL)
-    total = float(harm.sum() + perc.sum())
-    v["harmonic_ratio"] = float(harm.sum() / total) if total > 0 else 0.0
+    v["harmonic_ratio"] = fast.harmonic_ratio(mel, HPSS_KERNEL)
 
     # --- timbre ---------------------------------------------------------------------------
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)[0]
+    zcr = fast.zero_crossing_rate(y, N_FFT, HOP)
     v["zcr_mean"], v["zcr_std"] = float(zcr.mean()), float(zcr.std())
-    centroid = librosa.feature.spectral_centroid(S=S, sr=SR)
+    freq = librosa.fft_frequencies(sr=SR, n_fft=N_FFT)
+    centroid, bandwidth = fast.spectral_moments(S, freq)
     spectral = {
-        "spectral_centroid": centroid[0],
-        "spectral_bandwidth": librosa.feature.spectral_bandwidth(S=S, sr=SR, centroid=centroid)[0],
-        "spectral_rolloff": librosa.feature.spectral_rolloff(S=S, sr=SR, roll_percent=0.85)[0],
-        "spectral_flatness": librosa.feature.spectral_flatness(S=S)[0],
+        "spectral_centroid": centroid,
+        "spectral_bandwidth": bandwidth,
+        "spectral_rolloff": fast.spectral_rolloff(S, freq, 0.85),
+        "spectral_flatness": fast.spectral_flatness(P),
     }
     for name, frames in spectral.items():
         v[f"{name}_mean"], v[f"{name}_std"] = float(frames.mean()), float(frames.std())
-    contrast = librosa.feature.spectral_contrast(S=S, sr=SR).mean(axis=1)
+    contrast = fast.spectral_contrast(S, freq, SR).mean(axis=1)
     for i, c in enumerate(contrast, start=1):
         v[f"spectral_contrast_{i}"] = float(c)
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=13)
@@ -179,6 +180,24 @@ def _cache_cqt_filters() -> None:
 _cache_cqt_filters()
 
 
+def _fast_cqt_stft() -> None:
+    """Give ``librosa.cqt`` the blocked STFT of :func:`_descriptors_fast.stft_frames`.
+
+    Per octave the CQT takes an STFT (window "ones") of the resampled signal; librosa's
+    all-frames-at-once float64 copies cost about half of the CQT. The replacement returns the
+    same bits and hands any call it does not cover back to librosa's ``stft``.
+    """
+    from librosa.core import constantq
+
+    original = getattr(constantq, "stft", None)
+    if original is None or getattr(original, "_soundalike_fast", False):
+        return
+    constantq.stft = fast.cqt_stft(original)
+
+
+_fast_cqt_stft()
+
+
 @functools.lru_cache(maxsize=1)
 def _chroma_map() -> tuple[np.ndarray, np.ndarray]:
     freqs = librosa.cqt_frequencies(CQT_N_BINS, fmin=CQT_FMIN, bins_per_octave=CQT_BINS_PER_OCTAVE)
@@ -198,10 +217,7 @@ def _salience_chroma(y: np.ndarray) -> np.ndarray:
                 bins_per_octave=CQT_BINS_PER_OCTAVE, tuning=0.0,
             )
         )
-    sal = librosa.salience(
-        C, freqs=freqs, harmonics=list(SALIENCE_HARMONICS), weights=list(SALIENCE_WEIGHTS),
-        fill_value=0.0,
-    )
+    sal = fast.salience(C, freqs, SALIENCE_HARMONICS, SALIENCE_WEIGHTS)  # = librosa.salience
     sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
     return librosa.util.normalize(fold @ sal, norm=np.inf, axis=0)
 
@@ -278,7 +294,7 @@ def _strength(ac: np.ndarray, bpm: float) -> float:
 
 
 def _loudness(y: np.ndarray) -> dict[str, float]:
-    """Integrated loudness (LUFS, BS.1770 via pyloudnorm) and loudness range (LU).
+    """Integrated loudness (LUFS, BS.1770 as pyloudnorm measures it) and loudness range (LU).
 
     Clips shorter than one 400 ms block are repeated up to one block (same mean square);
     silence reports the absolute gate, -70 LUFS. The loudness range follows EBU Tech 3342:
@@ -289,15 +305,13 @@ def _loudness(y: np.ndarray) -> dict[str, float]:
     block = int(round(0.4 * SR))
     if x.shape[0] < block:
         x = np.resize(x, block)
-    meter = pyloudnorm.Meter(SR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lufs = float(meter.integrated_loudness(x))
-        blocks = getattr(meter, "blockwise_loudness", [])
-        if x.shape[0] >= 3 * SR:
-            meter3 = pyloudnorm.Meter(SR, block_size=3.0)
-            meter3.integrated_loudness(x)
-            blocks = getattr(meter3, "blockwise_loudness", blocks)
+    # pyloudnorm's meter, computed once: one K-weighted signal serves both block sizes, and
+    # the block powers come from one cumulative sum (fast.gated_loudness is the same gating).
+    long = x.shape[0] >= 3 * SR
+    z = fast.block_powers(fast.k_weighted(x, SR), SR, (0.4, 3.0) if long else (0.4,))
+    lufs, blocks = fast.gated_loudness(z[0])
+    if long:
+        blocks = fast.gated_loudness(z[1])[1]
     if not np.isfinite(lufs):
         lufs = LUFS_FLOOR
     return {"loudness_lufs": max(lufs, LUFS_FLOOR), "loudness_range_lu": _loudness_range(blocks)}
