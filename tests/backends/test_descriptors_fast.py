@@ -96,12 +96,13 @@ def test_whole_vector_equals_the_library_path():
     assert got[model.feature_names.index("tempo_bpm")] == pytest.approx(96.0, rel=0.01)
 
 
-@pytest.mark.parametrize("name", IDS)
-@pytest.mark.parametrize("block_size", [0.4, 3.0])
+# pyloudnorm measures only signals of at least one block: the shorter ones are left out
+LOUDNESS_CASES = [(n, b) for b in (0.4, 3.0) for n in IDS if SIGNALS[n].shape[0] >= b * SR]
+
+
+@pytest.mark.parametrize(("name", "block_size"), LOUDNESS_CASES)
 def test_loudness_equals_pyloudnorm(name, block_size):
     x = SIGNALS[name].astype(np.float64)
-    if x.shape[0] < block_size * SR:
-        pytest.skip("pyloudnorm needs one block")
     meter = pyloudnorm.Meter(SR, block_size=block_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

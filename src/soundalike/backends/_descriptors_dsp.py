@@ -20,9 +20,9 @@ import numpy as np
 
 from . import _descriptors_fast as fast
 from . import _descriptors_scores as scores
+from .descriptors import HOP, N_FFT, N_MELS  # the model key's values, defined there
 
 SR = 22050
-from .descriptors import HOP, N_FFT, N_MELS  # noqa: E402  (the model key's values, defined there)
 #: onset autocorrelation window of the tempogram (librosa.feature.tempo's default ac_size)
 AC_SIZE_S = 8.0
 #: the tempo prior: librosa's log-normal prior centred on 120 BPM, one octave std
