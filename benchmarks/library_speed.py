@@ -136,7 +136,7 @@ def fetch_library(cache: Path, packages: tuple[str, ...], n_transcode: int, limi
         dest = root / pkg
         if not dest.exists():
             subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-    originals = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ogg", ".flac", ".mp3", ".wav"))
+    originals = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ogg", ".opus", ".flac", ".mp3", ".wav"))
     originals = [p for p in originals if "transcodes" not in p.parts]
     if limit:
         originals = originals[:limit]
@@ -174,19 +174,40 @@ def durations(files: list[Path]) -> list[float]:
 
 
 # --- child processes ---------------------------------------------------------------------------
+# Runs the command as a "child subreaper" (prctl PR_SET_CHILD_SUBREAPER): every descendant, even
+# one orphaned when the command exits (a forkserver and its workers), is reaped here, so the CPU
+# seconds and peak RSS of the whole process tree are counted. Wall time ends when the command does.
+MEASURE_CHILD = r"""
+import ctypes, json, os, resource, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status = os.waitpid(pid, 0)
+wall = time.perf_counter() - t0
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+json.dump({"wall_s": wall, "rc": os.waitstatus_to_exitcode(status), "cpu_s": ru.ru_utime + ru.ru_stime,
+           "peak_rss_mb": ru.ru_maxrss / 1024.0}, open(sys.argv[1], "w"))
+"""
+
+
 def measured(cmd: list[str], env: dict | None = None) -> dict[str, float]:
-    """Run `cmd`; wall s, CPU s (user + sys, its waited children included), peak RSS (MB)."""
+    """Run `cmd`; wall s, CPU s (user + sys of its whole process tree), peak RSS (MB, largest process)."""
     load0 = os.getloadavg()[0]
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty child never blocks
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode not in (0, 3):
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:  # a file: a chatty child never blocks
+        out = Path(tmp) / "usage.json"
+        subprocess.run([sys.executable, "-c", MEASURE_CHILD, str(out), *cmd], env=env, stdout=log, stderr=log)
+        r = json.loads(out.read_text())
+        if r["rc"] not in (0, 3):
             log.seek(0)
-            raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {log.read().decode(errors='replace')[-2000:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024.0,
+            raise RuntimeError(f"{cmd[:3]} failed ({r['rc']}): {log.read().decode(errors='replace')[-2000:]}")
+    return {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "peak_rss_mb": r["peak_rss_mb"],
             "load_before": load0, "load_after": os.getloadavg()[0]}
 
 
@@ -218,7 +239,10 @@ def stages(files: list[Path], work: Path) -> dict[str, float]:
     import numpy as np
     import torch
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy's BLAS too, as in the analysis workers
     from soundalike.audio import WindowPolicy, load_windows
     from soundalike.backends import load_backend
     from soundalike.backends._musicnn_net import log_mel
@@ -281,7 +305,8 @@ def quality(dev: Path, bliss_procs: int, work: Path, *, bliss_python: str | None
     from soundalike.audio import WindowPolicy, load_windows
     from soundalike.backends import load_backend
     from soundalike.metrics import same_artist_map
-    from soundalike.similarity import cosine_matrix, track_similarity
+    from soundalike.calibration import Centerer
+    from soundalike.similarity import cosine_matrix
 
     rows = list(csv.DictReader(open(dev / "manifest.csv")))
     paths = [dev / r["path"] for r in rows]
@@ -297,8 +322,8 @@ def quality(dev: Path, bliss_procs: int, work: Path, *, bliss_python: str | None
     A, B, S15 = np.array(A), np.array(B), np.array(S15)
     cos = (A * B).sum(1) / np.linalg.norm(A, axis=1) / np.linalg.norm(B, axis=1)
 
-    def m(X):
-        return float(same_artist_map(track_similarity(X, calibration="center").score, artists)["MAP"])
+    def m(X):  # calibration "center": L2-normalise, subtract the library mean, cosine
+        return float(same_artist_map(cosine_matrix(Centerer().fit_transform(X)), artists)["MAP"])
 
     out = {"n_clips": len(paths), "map_reference": m(A), "map_default": m(B), "map_default_middle15": m(S15),
            "cosine_min": float(cos.min()), "cosine_median": float(np.median(cos)),
@@ -358,6 +383,7 @@ def main() -> None:
     ap.add_argument("--stage-tracks", type=int, default=8, help="tracks of the stage table (0: no stage table)")
     ap.add_argument("--dev", type=Path, default=REPO.parent / "shared" / "data" / "music")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--quality-only", action="store_true", help="only the agreement and quality section")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N original tracks (a quick check)")
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--markdown", type=Path, help="print the RESULTS.md tables of a saved JSON and exit")
@@ -366,12 +392,19 @@ def main() -> None:
         print(render_markdown(json.loads(args.markdown.read_text())))
         return
 
+    if args.quality_only:
+        with tempfile.TemporaryDirectory(prefix="library_speed_") as tmp:
+            sample = next(p for p in args.dev.rglob("*") if p.suffix in (".mp3", ".ogg", ".flac", ".wav"))
+            bliss_python, info = find_bliss(sample, args.cache)
+            doc = {"bliss": info, "quality": quality(args.dev, args.bliss_procs, Path(tmp), bliss_python=bliss_python)}
+        print(_save(doc, args.json_out))
+        return
     files = fetch_library(args.cache, tuple(args.package or PACKAGES), args.transcode, args.limit)
     durs = durations(files)
     doc: dict[str, Any] = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "n_files": len(files), "audio_minutes": sum(durs) / 60,
-        "formats": {e: sum(f.suffix == f".{e}" for f in files) for e in ("ogg", "mp3", "flac", "m4a")},
+        "formats": {e: sum(f.suffix == f".{e}" for f in files) for e in ("ogg", "opus", "mp3", "flac", "m4a")},
     }
     print(json.dumps({k: doc[k] for k in ("n_files", "audio_minutes", "formats")}), file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="library_speed_") as tmp:
@@ -402,17 +435,23 @@ def main() -> None:
         if "bliss" in summary:
             summary["ratio_wall"] = summary["soundalike"]["wall_s"] / summary["bliss"]["wall_s"]
         doc["summary"] = summary
+        _save(doc, args.json_out)  # what is measured so far survives a later failure
         if args.stage_tracks:
             stage_files = [f for f in files if f.suffix == ".ogg"][: args.stage_tracks]
             stage_files += [f for f in files if f.suffix != ".ogg"][:: max(1, args.transcode)]
             doc["stages_cpu_s_per_window"] = stages(stage_files, work)
+            _save(doc, args.json_out)
         if not args.skip_quality and args.dev.is_dir():
             doc["quality"] = quality(args.dev, args.bliss_procs, work, bliss_python=bliss_python)
+    print(_save(doc, args.json_out))
+
+
+def _save(doc: dict[str, Any], path: Path | None) -> str:
     text = json.dumps(doc, indent=2, default=float)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text)
-    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Ingest and embed: library → store → backends → store, extracting once and caching.
 
-Decoding and resampling run in a worker pool a few tracks ahead of the models (so the models
-never wait for audio and both cores stay busy); each track's windows go through a backend in one
-batch, and a backend's companions (musicnn's taggram) come from the same forward pass. Each batch
+On the CPU, whole tracks go to worker processes (:mod:`soundalike.track_workers`, built on the
+steps below), so every core stays busy; with an accelerator, decoding and resampling run in a
+worker pool a few tracks ahead of the models, which run here. Each track's windows go through a
+backend in one batch, and a backend's companions (musicnn's taggram) come from the same forward
+pass. Each batch
 of tracks is committed in one transaction together with its failures, so an interrupted run
 loses at most the batch in flight and a rerun computes only what is missing.
 """
@@ -458,7 +460,9 @@ def embed(
     policy : WindowPolicy
         Which windows are analysed (part of each model key).
     jobs : int
-        Decoding worker processes (decoding runs ahead of the models).
+        Worker processes. Above 1, with every backend on the CPU and built by ``load_backend``,
+        whole tracks are analysed in the workers (:mod:`soundalike.track_workers`); else they
+        decode ahead of the models, which run in this process.
     batch_size : int
         Tracks per committed transaction.
     track_ids : iterable of str, optional

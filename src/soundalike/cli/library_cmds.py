@@ -21,7 +21,7 @@ from ._common import cli_command, err, open_db, out, print_json, progress_bar, r
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Library database (default: $SOUNDALIKE_DB or the user data dir).")]
 WindowOpt = Annotated[str, typer.Option("--window", help="Analysis windows: middle[:S], spread:N[:S] or full.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Decoding worker processes.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes: whole tracks analysed on the CPU, or decoding ahead of an accelerator.")]
 FailOpt = Annotated[bool, typer.Option("--fail-on-error", help="Exit with status 3 when any file failed.")]
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_BACKENDS = ("musicnn-msd", "descriptors")
