@@ -148,7 +148,10 @@ def add_forkserver_preload(module: str) -> None:
     """Have the forkserver import `module` (before the process's first pool starts; later, no effect)."""
     from multiprocessing import forkserver
 
-    current = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])
+    # Not "__main__" (multiprocessing's default): for ``python -m soundalike`` that is the whole
+    # CLI (a second of imports on the workers' critical path) and no worker function lives there;
+    # a child still imports the main module itself when it starts, as spawn requires.
+    current = [m for m in getattr(forkserver._forkserver, "_preload_modules", None) or [] if m != "__main__"]
     if module not in current:
         forkserver.set_forkserver_preload([*current, module])
 

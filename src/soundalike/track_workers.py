@@ -15,12 +15,13 @@ them through ``fork``; each worker then only loads its models.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from concurrent.futures import Future
 
-from ._lifecycle import add_forkserver_preload, process_pool, start_forkserver
+from ._lifecycle import process_pool, start_forkserver
 from .audio import WindowPolicy
 from .backends.base import Backend
 from .library import TrackRecord, file_sha256
@@ -90,18 +91,27 @@ class TrackWorkers:
     """
 
     def __init__(self, specs: Sequence[dict[str, Any]], policy: WindowPolicy, jobs: int) -> None:
-        from .backends.registry import backend_class
+        from .backends.registry import worker_preload_modules
 
         self.specs = [dict(s) for s in specs]
         self.policy = policy
         self.jobs = jobs
-        classes = [backend_class(m) for s in self.specs for m in str(s["name"]).split("+")]
-        for module in _preload_modules(classes):
-            add_forkserver_preload(module)
+        # the forkserver starts here, in this thread: it dies with the thread that started it
+        # (parent-death signal), so never in the short-lived starter thread below
+        start_forkserver(worker_preload_modules([str(s["name"]) for s in self.specs]))
         threads = max(1, (os.cpu_count() or 1) // jobs)
         self.pool = process_pool(jobs, initializer=_init, initargs=(self.specs, policy, threads))
-        for _ in range(jobs):
-            self.pool.submit(_ready)
+        # Starting a worker waits until the forkserver has imported its preload modules (seconds):
+        # a thread waits instead of this process, which goes on loading its models meanwhile.
+        self._starter = threading.Thread(target=self._start, name="soundalike-workers-start", daemon=True)
+        self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            for _ in range(self.jobs):
+                self.pool.submit(_ready)
+        except RuntimeError:  # shut down before they started: nothing to start
+            pass
 
     @classmethod
     def for_plan(cls, plan: EmbedPlan, jobs: int) -> "TrackWorkers":
@@ -138,6 +148,7 @@ class TrackWorkers:
                 f.cancel()
 
     def close(self) -> None:
+        self._starter.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> "TrackWorkers":
@@ -158,27 +169,16 @@ def start_workers(names: Sequence[str], policy: WindowPolicy, jobs: int, *, weig
     """
     if jobs <= 1 or str(device).split(":")[0] not in ("cpu", "auto"):
         return None
-    from .backends.registry import backend_class
+    from .backends.registry import worker_preload_modules
     from .errors import SoundalikeError
 
     try:
-        classes = [backend_class(m) for n in names for m in n.split("+")]
+        preload = worker_preload_modules(names)
     except SoundalikeError:
         return None
-    start_forkserver(_preload_modules(classes))
+    start_forkserver(preload)
     specs = [{"name": n, "weights": weights, "device": device, "dtype": dtype, **options} for n in names]
     return TrackWorkers(specs, policy, jobs)
-
-
-def _preload_modules(classes: Sequence[type[Backend]]) -> list[str]:
-    """Modules the forkserver imports once for all workers: each backend's own and the heavy
-    ones it declares (``Backend.worker_preload``)."""
-    out: list[str] = []
-    for cls in classes:
-        for name in (cls.__module__, *cls.worker_preload):
-            if name not in out:
-                out.append(name)
-    return out
 
 
 def ingest_and_embed(
@@ -226,37 +226,47 @@ def ingest_and_embed(
             progress("ingest", n, len(result.tracks))
         have = {k: store.embedded_track_ids(k) for k in plan.all_keys}
         records: dict[str, TrackRecord] = {}
-        items: list[tuple[str, str, frozenset[str]]] = []
-        for rec in todo:
-            try:
-                tid = file_sha256(rec.path)
-            except OSError as exc:
-                out = FileOutcome(str(rec.path), "failed", "unreadable", f"the file cannot be read ({exc.strerror or exc})")
-                s1.add_failure(out)
-                store.record_failure(run_id, out.path, out.kind, out.message)
-                continue
-            missing = frozenset(k for k in plan.all_keys if tid not in have[k])
-            if not missing:  # same bytes analysed before (a moved or duplicated file)
-                status = add_record(store, rec, tid)
-                s1.done += status == "new"
-                s1.cached += status != "new"
-                continue
-            records[str(rec.path)] = rec
-            items.append((tid, str(rec.path), missing))
-        if progress:
-            progress("ingest", n + len(todo) - len(items), len(result.tracks))
-            progress("embed", 0, len(items))
+        hashed_only = [0]
+
+        def items() -> Iterator[tuple[str, str, frozenset[str]]]:
+            # hashed as the workers ask for more, so the first tracks start without waiting for all
+            for rec in todo:
+                try:
+                    tid = file_sha256(rec.path)
+                except OSError as exc:
+                    out = FileOutcome(str(rec.path), "failed", "unreadable",
+                                      f"the file cannot be read ({exc.strerror or exc})")
+                    s1.add_failure(out)
+                    store.record_failure(run_id, out.path, out.kind, out.message)
+                    hashed_only[0] += 1
+                    continue
+                missing = frozenset(k for k in plan.all_keys if tid not in have[k])
+                if not missing:  # same bytes analysed before (a moved or duplicated file)
+                    status = add_record(store, rec, tid)
+                    s1.done += status == "new"
+                    s1.cached += status != "new"
+                    hashed_only[0] += 1
+                    continue
+                records[str(rec.path)] = rec
+                yield tid, str(rec.path), missing
+
         cost: Cost = [[0, 0.0, 0.0, 0.0] for _ in plan.backends]
         batch: list[TrackResult] = []
-        for i, (res, c) in enumerate(workers.analyse(plan, items), start=1):
+        if progress:
+            progress("embed", 0, len(todo))
+        for i, (res, c) in enumerate(workers.analyse(plan, items()), start=1):
             _add_cost(cost, c)
             batch.append(res)
-            if len(batch) >= batch_size or i == len(items):
+            if len(batch) >= batch_size:
                 _store_batch(store, batch, records, s1, s2, run_id)
                 batch = []
             if progress:
-                progress("ingest", n + len(todo) - len(items) + i, len(result.tracks))
-                progress("embed", i, len(items))
+                progress("ingest", n + hashed_only[0] + i, len(result.tracks))
+                progress("embed", i, len(todo) - hashed_only[0])
+        if batch:
+            _store_batch(store, batch, records, s1, s2, run_id)
+        if progress:
+            progress("ingest", len(result.tracks), len(result.tracks))
     record_scan_failures(store, result, run_id)
     record_cost(store, plan, cost, run_id)
     # tracks stored before without every vector (an earlier ingest, an interrupted run)

@@ -19,6 +19,7 @@ import librosa
 import numpy as np
 
 from . import _descriptors_fast as fast
+from . import _librosa_beat  # noqa: F401  (librosa.beat with its numba kernels cached on disk)
 from . import _descriptors_scores as scores
 from .descriptors import HOP, N_FFT, N_MELS  # the model key's values, defined there
 

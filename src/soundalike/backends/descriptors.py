@@ -99,7 +99,7 @@ class DescriptorsBackend(Backend):
     extra = None
     requires = ("librosa", "pyloudnorm", "soundfile")
     # librosa.beat compiles its numba kernels on import (about 2 s): once in the forkserver
-    worker_preload = ("soundalike.backends._descriptors_dsp", "soundalike.backends._librosa_beat")
+    worker_preload = ("soundalike.backends._librosa_beat", "soundalike.backends._descriptors_warm")
     description = "Spotify-style descriptors (tempo, key, loudness, energy, timbre) via librosa; no weights"
     default_embedding_size = len(FEATURE_NAMES)
     min_duration_s = 0.5

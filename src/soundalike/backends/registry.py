@@ -13,7 +13,11 @@ from typing import Any
 from ..errors import BackendUnavailable, ParameterError
 from .base import Backend, BackendStatus
 
-__all__ = ["register_backend", "load_backend", "backend_class", "available_backends", "backend_statuses"]
+__all__ = ["register_backend", "load_backend", "backend_class", "available_backends", "backend_statuses",
+           "worker_preload_modules", "DEFAULT_BACKENDS"]
+
+#: the main job's backends (``soundalike run`` without ``--backend``)
+DEFAULT_BACKENDS = ("musicnn-msd", "descriptors")
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +149,14 @@ def _build(name: str, *, weights: Any, device: str, dtype: str, **options: Any) 
             raise ParameterError(f"Backend {name!r} does not take {opt}={value!r} (it runs on the CPU in float32); "
                                  f"leave {opt} at its default for it.")
     return cls(**kwargs)
+
+
+def worker_preload_modules(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Modules a worker process running these backends (ensembles: ``a+b``) needs: each backend's
+    own and the heavy ones it declares (``Backend.worker_preload``), for a forkserver to import once."""
+    out: list[str] = []
+    for cls in (backend_class(m) for n in names for m in n.split("+")):
+        for module in (cls.__module__, *cls.worker_preload):
+            if module not in out:
+                out.append(module)
+    return out

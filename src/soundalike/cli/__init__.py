@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
-import typer
+from ._early import start_for_command
 
-from .. import __version__
-from . import library_cmds, query_cmds
-from ._common import STATE, setup_logging
+if __name__ == "soundalike.cli" and sys.argv[0].endswith(("soundalike", "soundalike/__main__.py")):
+    start_for_command(sys.argv[1:])  # the main job's workers start importing now (see _early)
+
+import typer  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from . import library_cmds, query_cmds  # noqa: E402
+from ._common import STATE, setup_logging  # noqa: E402
 
 __all__ = ["app", "main"]
 

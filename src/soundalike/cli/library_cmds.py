@@ -13,18 +13,19 @@ from rich.table import Table
 
 from ..audio import WindowPolicy
 from ..backends import backend_class, load_backend
+from ..backends.registry import DEFAULT_BACKENDS
 from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
 from ..track_workers import ingest_and_embed, start_workers
 from ..reports import build_report, write_reports
 from ..query import validation_summary
+from ._early import default_jobs
 from ._common import cli_command, err, open_db, out, print_json, progress_bar, refresh_defaults, split_list
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Library database (default: $SOUNDALIKE_DB or the user data dir).")]
 WindowOpt = Annotated[str, typer.Option("--window", help="Analysis windows: middle[:S], spread:N[:S] or full.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes: whole tracks analysed on the CPU, or decoding ahead of an accelerator.")]
 FailOpt = Annotated[bool, typer.Option("--fail-on-error", help="Exit with status 3 when any file failed.")]
-DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
-DEFAULT_BACKENDS = ("musicnn-msd", "descriptors")
+DEFAULT_JOBS = default_jobs()
 
 
 def print_summary(summary: RunSummary) -> None:
