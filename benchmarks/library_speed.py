@@ -136,8 +136,8 @@ def fetch_library(cache: Path, packages: tuple[str, ...], n_transcode: int, limi
         dest = root / pkg
         if not dest.exists():
             subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
-    originals = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".ogg", ".opus", ".flac", ".mp3", ".wav"))
-    originals = [p for p in originals if "transcodes" not in p.parts]
+    originals = sorted(p for pkg in packages for p in (root / pkg).rglob("*")
+                       if p.suffix.lower() in (".ogg", ".opus", ".flac", ".mp3", ".wav"))
     if limit:
         originals = originals[:limit]
     out = list(originals)
