@@ -18,8 +18,8 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
 from concurrent.futures import Future
+from typing import Any
 
 from ._lifecycle import process_pool, start_forkserver
 from .audio import WindowPolicy
@@ -35,6 +35,7 @@ __all__ = ["TrackWorkers", "can_use_workers", "ingest_and_embed", "start_workers
 
 Cost = list[list[float]]
 _PLAN: EmbedPlan | None = None
+_INIT_ERROR: BaseException | None = None  # why this worker could not build its backends
 
 
 def can_use_workers(backends: Sequence[Backend], jobs: int) -> bool:
@@ -46,6 +47,16 @@ def can_use_workers(backends: Sequence[Backend], jobs: int) -> bool:
 
 
 def _init(specs: list[dict], policy: WindowPolicy, threads: int) -> None:
+    # An initialiser that raises breaks the whole pool with a bare "terminated abruptly": the
+    # error is kept and raised by each task instead, so the parent reports the real reason.
+    global _INIT_ERROR
+    try:
+        _build(specs, policy, threads)
+    except Exception as exc:  # noqa: BLE001 - handed to the parent by _analyse
+        _INIT_ERROR = exc
+
+
+def _build(specs: list[dict], policy: WindowPolicy, threads: int) -> None:
     global _PLAN
     from threadpoolctl import threadpool_limits
 
@@ -63,6 +74,8 @@ def _init(specs: list[dict], policy: WindowPolicy, threads: int) -> None:
 
 def _analyse(item: tuple[str, str, frozenset[str]]) -> tuple[TrackResult, Cost]:
     track_id, path, missing = item
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     plan = _PLAN
     assert plan is not None, "worker initialiser did not run"
     cost: Cost = [[0, 0.0, 0.0, 0.0] for _ in plan.backends]

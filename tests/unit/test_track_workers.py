@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from soundalike.audio import WindowPolicy
+from soundalike.errors import WeightsError
 from soundalike.backends import load_backend
 from soundalike.pipeline import EmbedPlan, embed, ingest
 from soundalike.store import Store
@@ -94,3 +95,13 @@ def test_workers_refuse_a_plan_they_were_not_started_for(tmp_path, small_library
         # ingest_and_embed drops such workers and starts its own
         s1, s2 = ingest_and_embed(st, small_library, models, policy=POLICY, jobs=2, workers=workers)
         assert s2.done == s1.done > 0
+
+
+def test_a_worker_that_cannot_build_its_backends_reports_why(tmp_path, small_library):
+    models = _models()
+    bad = dict(models[0].load_spec, weights=str(tmp_path / "no-such-checkpoint"), tiny=False)
+    workers = TrackWorkers([bad, models[1].load_spec], POLICY, 2)
+    plan = EmbedPlan(models, POLICY)
+    workers.specs = [m.load_spec for m in models]  # as if the parent had built the same (it could not)
+    with workers, pytest.raises(WeightsError, match="checkpoint"):  # the worker's own error, not a broken pool
+        next(workers.analyse(plan, iter([("t", str(next(small_library.rglob("*.wav"))), frozenset(plan.all_keys))])))
