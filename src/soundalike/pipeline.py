@@ -4,9 +4,8 @@ On the CPU, whole tracks go to worker processes (:mod:`soundalike.track_workers`
 steps below), so every core stays busy; with an accelerator, decoding and resampling run in a
 worker pool a few tracks ahead of the models, which run here. Each track's windows go through a
 backend in one batch, and a backend's companions (musicnn's taggram) come from the same forward
-pass. Each batch
-of tracks is committed in one transaction together with its failures, so an interrupted run
-loses at most the batch in flight and a rerun computes only what is missing.
+pass. Each batch of tracks is committed in one transaction together with its failures, so an
+interrupted run loses at most the batch in flight and a rerun computes only what is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from .store import Store
 __all__ = [
     "FileOutcome", "RunSummary", "EmbedPlan", "TrackResult", "ingest", "embed", "model_key", "register",
     "decode_track", "embed_decoded", "commit", "record_cost", "scan_into", "add_record", "record_scan_failures",
+    "unreadable",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,13 @@ class RunSummary:
         self.failed[outcome.kind] += 1
         self.failures.append(outcome)
 
+    def add_stored(self, status: str) -> None:
+        """Count a file stored by ingest: ``new`` is done, ``known`` / ``moved`` were there already."""
+        if status == "new":
+            self.done += 1
+        else:
+            self.cached += 1
+
     def add_report(self, outcome: FileOutcome) -> None:
         self.reported[outcome.kind] += 1
         self.reports.append(outcome)
@@ -104,6 +111,11 @@ def _map(pool: Executor | None, fn: Callable, items: Sequence) -> Iterator:
 
 
 # --- ingest ------------------------------------------------------------------------------
+def unreadable(exc: OSError) -> tuple[str, str]:
+    """``(kind, message)`` of a file that vanished or cannot be opened between scan and read."""
+    return "unreadable", f"the file cannot be read ({exc.strerror or exc})"
+
+
 def _probe(args: tuple[str, WindowPolicy]) -> tuple[str | None, float | None, str, str]:
     """Hash the file and decode its analysis windows once to validate it (worker function).
 
@@ -117,7 +129,7 @@ def _probe(args: tuple[str, WindowPolicy]) -> tuple[str | None, float | None, st
     except AudioError as exc:
         return None, None, exc.kind, str(exc)
     except OSError as exc:  # vanished between scan and read
-        return None, None, "unreadable", f"the file cannot be read ({exc.strerror or exc})"
+        return None, None, *unreadable(exc)
 
 
 def ingest(
@@ -158,10 +170,7 @@ def ingest(
                     if kind:  # truncated: stored, and reported
                         summary.add_report(FileOutcome(str(rec.path), status, kind, message, tid))
                         store.record_failure(run_id, str(rec.path), kind, message, db=db)
-                    if status == "new":
-                        summary.done += 1
-                    else:
-                        summary.cached += 1
+                    summary.add_stored(status)
             n += len(chunk)
             if progress:
                 progress("ingest", n, total)
@@ -297,7 +306,7 @@ def decode_track(path: str, policy: WindowPolicy, rates: tuple[int, ...]) -> dic
     except AudioError as exc:
         return exc.kind, str(exc)
     except OSError as exc:
-        return "unreadable", f"the file cannot be read ({exc.strerror or exc})"
+        return unreadable(exc)
 
 
 def _decode_item(args: tuple[str, WindowPolicy, tuple[int, ...]]) -> dict[int, Windows] | tuple[str, str]:

@@ -27,7 +27,7 @@ from .backends.base import Backend
 from .library import TrackRecord, file_sha256
 from .pipeline import (
     EmbedPlan, FileOutcome, Progress, RunSummary, TrackResult, add_record, commit, decode_track, embed,
-    embed_decoded, ingest, record_cost, record_scan_failures, scan_into,
+    embed_decoded, ingest, record_cost, record_scan_failures, scan_into, unreadable,
 )
 from .store import Store
 
@@ -182,16 +182,13 @@ def start_workers(names: Sequence[str], policy: WindowPolicy, jobs: int, *, weig
     """
     if jobs <= 1 or str(device).split(":")[0] not in ("cpu", "auto"):
         return None
-    from .backends.registry import worker_preload_modules
     from .errors import SoundalikeError
 
+    specs = [{"name": n, "weights": weights, "device": device, "dtype": dtype, **options} for n in names]
     try:
-        preload = worker_preload_modules(names)
+        return TrackWorkers(specs, policy, jobs)
     except SoundalikeError:
         return None
-    start_forkserver(preload)
-    specs = [{"name": n, "weights": weights, "device": device, "dtype": dtype, **options} for n in names]
-    return TrackWorkers(specs, policy, jobs)
 
 
 def ingest_and_embed(
@@ -239,26 +236,24 @@ def ingest_and_embed(
             progress("ingest", n, len(result.tracks))
         have = {k: store.embedded_track_ids(k) for k in plan.all_keys}
         records: dict[str, TrackRecord] = {}
-        hashed_only = [0]
+        hashed_only = 0  # files of `todo` that need no analysis (unreadable, or analysed before)
 
         def items() -> Iterator[tuple[str, str, frozenset[str]]]:
             # hashed as the workers ask for more, so the first tracks start without waiting for all
+            nonlocal hashed_only
             for rec in todo:
                 try:
                     tid = file_sha256(rec.path)
                 except OSError as exc:
-                    out = FileOutcome(str(rec.path), "failed", "unreadable",
-                                      f"the file cannot be read ({exc.strerror or exc})")
+                    out = FileOutcome(str(rec.path), "failed", *unreadable(exc))
                     s1.add_failure(out)
                     store.record_failure(run_id, out.path, out.kind, out.message)
-                    hashed_only[0] += 1
+                    hashed_only += 1
                     continue
                 missing = frozenset(k for k in plan.all_keys if tid not in have[k])
                 if not missing:  # same bytes analysed before (a moved or duplicated file)
-                    status = add_record(store, rec, tid)
-                    s1.done += status == "new"
-                    s1.cached += status != "new"
-                    hashed_only[0] += 1
+                    s1.add_stored(add_record(store, rec, tid))
+                    hashed_only += 1
                     continue
                 records[str(rec.path)] = rec
                 yield tid, str(rec.path), missing
@@ -274,8 +269,8 @@ def ingest_and_embed(
                 _store_batch(store, batch, records, s1, s2, run_id)
                 batch = []
             if progress:
-                progress("ingest", n + hashed_only[0] + i, len(result.tracks))
-                progress("embed", i, len(todo) - hashed_only[0])
+                progress("ingest", n + hashed_only + i, len(result.tracks))
+                progress("embed", i, len(todo) - hashed_only)
         if batch:
             _store_batch(store, batch, records, s1, s2, run_id)
         if progress:
@@ -322,8 +317,7 @@ def _store_batch(store: Store, batch: list[TrackResult], records: dict[str, Trac
                 store.record_failure(run_id, r.path, out.kind, out.message, db=db)
                 continue
             status = add_record(store, records[r.path], r.track_id, duration_s=r.duration_s, db=db)
-            s1.done += status == "new"
-            s1.cached += status != "new"
+            s1.add_stored(status)
             if r.truncated:
                 s1.add_report(FileOutcome(r.path, status, "truncated", r.truncated, r.track_id))
                 store.record_failure(run_id, r.path, "truncated", r.truncated, db=db)

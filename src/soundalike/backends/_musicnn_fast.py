@@ -39,21 +39,14 @@ _MIN_SAVING = 0.3
 
 @dataclass
 class _Conv:
-    """One front-end convolution, as ``basis`` filters then a ``mix`` (None: direct)."""
+    """One front-end convolution, as ``basis`` filters then a ``mix_t`` (None: direct)."""
 
-    basis: torch.Tensor  # (r, 1, kh, kw) or the full (C, 1, kh, kw) filters when mix is None
-    mix: torch.Tensor | None  # (r, C) (sign-flipped columns), or None
+    basis: torch.Tensor  # (r, 1, kh, kw) or the full (C, 1, kh, kw) filters when mix_t is None
+    mix_t: torch.Tensor | None  # (C, r) mixing matrix (sign-flipped rows), or None: direct
     bias: torch.Tensor  # (C,) sign-flipped
     sign: torch.Tensor  # (C,) +1 / -1: the sign of the batch norm's scale
     bn: torch.nn.Module
     pad: tuple[int, int]  # frames of zero padding (before, after) along time
-
-    @property
-    def mix_t(self) -> torch.Tensor | None:
-        return None if self.mix is None else self._mix_t
-
-    def __post_init__(self) -> None:
-        self._mix_t = None if self.mix is None else self.mix.T.contiguous()  # (C, r)
 
     @property
     def rank(self) -> int:
@@ -74,8 +67,8 @@ def _factorise(conv: torch.nn.Conv2d, bn: torch.nn.Module, pad: tuple[int, int])
         basis = flat.float().reshape(w.shape).contiguous()
         return _Conv(basis, None, bias.contiguous(), sign, bn, pad)
     basis = vt[:rank].float().reshape(rank, *w.shape[1:]).contiguous()
-    mix = (u[:, :rank] * s[:rank]).T.float().contiguous()  # (r, C)
-    return _Conv(basis, mix, bias.contiguous(), sign, bn, pad)
+    mix_t = (u[:, :rank] * s[:rank]).float().contiguous()  # (C, r)
+    return _Conv(basis, mix_t, bias.contiguous(), sign, bn, pad)
 
 
 class FactorisedMusicnn(torch.nn.Module):
@@ -115,7 +108,7 @@ class FactorisedMusicnn(torch.nn.Module):
         for c in self.convs:
             padded = F.pad(x, (0, 0, *c.pad))
             kh, kw = c.basis.shape[2:]
-            if c.mix is None and kw == 1:
+            if c.mix_t is None and kw == 1:
                 # a direct (taps x 1) filter bank: one matrix product over time windows is ~2x
                 # faster than oneDNN's convolution for this shape
                 win = padded[:, 0].unfold(1, kh, 1)  # (B, T, F, taps)
@@ -130,7 +123,6 @@ class FactorisedMusicnn(torch.nn.Module):
             feats.append(F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias,
                                       False, 0.0, bn.eps))
         return torch.cat(feats, dim=1)
-
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         net = self.net

@@ -98,8 +98,8 @@ class DescriptorsBackend(Backend):
     sample_rate = 22050
     extra = None
     requires = ("librosa", "pyloudnorm", "soundfile")
-    # librosa.beat compiles its numba kernels on import (about 2 s): once in the forkserver
-    worker_preload = ("soundalike.backends._librosa_beat", "soundalike.backends._descriptors_warm")
+    # the DSP (librosa, numba kernels) imported and its first-clip costs paid once, in the forkserver
+    worker_preload = ("soundalike.backends._descriptors_warm",)
     description = "Spotify-style descriptors (tempo, key, loudness, energy, timbre) via librosa; no weights"
     default_embedding_size = len(FEATURE_NAMES)
     min_duration_s = 0.5
