@@ -4,21 +4,22 @@
 (a model row of backend ``musicnn-msd`` with ``output = "taggram"``, 50 tag probabilities)
 from a store, and answers :class:`~soundalike.query.reasons.Traits` for a track, an artist (its
 tracks aggregated) or several seeds. :meth:`TraitTable.reasons` gives the ``reasons`` list of
-one neighbour. :func:`fill_taggrams` computes the taggram where an older store lacks it.
+one neighbour. Where an older store lacks the taggram, the analysis computes it
+(:func:`soundalike.analysis.fill_taggrams`): the query layer never starts an analysis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
+from ..analysis.taggrams import TAGGRAM_BACKEND, taggram_model
+from ..analysis.taggrams import most_tracks as _most_tracks
 from ..store import ModelInfo, Store
 from .reasons import Traits, aggregate_traits, compare_traits, traits_from_descriptors
 
-__all__ = ["TraitTable", "add_reasons", "fill_taggrams", "taggram_model", "TAGGRAM_BACKEND"]
-
-TAGGRAM_BACKEND = "musicnn-msd"
+__all__ = ["TraitTable", "add_reasons", "taggram_model", "TAGGRAM_BACKEND"]
 
 
 def _feature_names() -> tuple[str, ...]:
@@ -31,20 +32,6 @@ def _tag_names() -> tuple[str, ...]:
     from ..backends.musicnn import MSD_TAGS  # imports NumPy only; torch is imported when a model is built
 
     return MSD_TAGS
-
-
-def _most_tracks(store: Store, models: Sequence[ModelInfo]) -> ModelInfo | None:
-    if not models:
-        return None
-    counts = dict(store.execute("SELECT model_key, COUNT(DISTINCT track_id) FROM embeddings GROUP BY model_key").fetchall())
-    return max(models, key=lambda m: (counts.get(m.model_key, 0), m.model_key))
-
-
-def taggram_model(store: Store) -> ModelInfo | None:
-    """The stored musicnn MSD taggram model with the most tracks, or None."""
-    models = [m for m in store.models() if m.backend == TAGGRAM_BACKEND and isinstance(m.config, dict)
-              and m.config.get("output") == "taggram" and m.dim == len(_tag_names())]
-    return _most_tracks(store, models)
 
 
 def _descriptors_model(store: Store) -> ModelInfo | None:
@@ -135,43 +122,6 @@ class TraitTable:
     def reasons(query: Traits, neighbour: Traits) -> list[dict]:
         """The ``reasons`` list of one neighbour (see :func:`compare_traits`)."""
         return compare_traits(query, neighbour)
-
-
-def fill_taggrams(store: Store, *, policy=None, jobs: int = 1, device: str = "cpu", progress=None):
-    """Compute musicnn's MSD taggram for the stored tracks that lack it (an older store).
-
-    Parameters
-    ----------
-    policy : WindowPolicy, optional
-        Which windows are analysed. Default: the windows of the stored ``musicnn-msd`` vectors,
-        else of the model with the most vectors, else ``middle`` — so the tags describe the
-        same audio as the embeddings.
-
-    Needs the musicnn weights (``pip install --no-deps musicnn==0.1.0``); tracks that already
-    have a taggram are skipped.
-
-    Returns
-    -------
-    RunSummary or None
-        The embed summary, or None when every track already has a taggram.
-    """
-    from ..audio import WindowPolicy
-    from ..backends import load_backend
-    from ..pipeline import embed
-
-    tm = taggram_model(store)
-    n_tracks = store.counts()["tracks"]
-    if tm is not None and len(store.embedded_track_ids(tm.model_key)) >= n_tracks:
-        return None
-    if policy is None:
-        policy = WindowPolicy()
-        candidates = store.models_for_backend(TAGGRAM_BACKEND) or [_most_tracks(store, store.models())]
-        for m in candidates:
-            if m is not None and isinstance(m.config, dict) and m.config.get("window"):
-                policy = WindowPolicy.parse(str(m.config["window"]))
-                break
-    model = load_backend(TAGGRAM_BACKEND, output="taggram", device=device)
-    return embed(store, [model], policy=policy, jobs=jobs, progress=progress)
 
 
 def add_reasons(table: TraitTable, query: Traits, neighbours: list[dict]) -> list[dict]:
