@@ -4,13 +4,16 @@ Enable it in beets' config (``plugins: soundalike``) and optionally set::
 
     soundalike:
       db: ~/.local/share/soundalike/library.db   # default: $SOUNDALIKE_DB, else soundalike's default
-      backend: musicnn-msd                        # the analysis model (`soundalike backends`)
+      backend: musicnn-msd,descriptors            # analysis models (default: those of `soundalike run`)
+      jobs: 4                                     # worker processes (default: as `soundalike run`)
 
 Commands:
 
-* ``beet soundalike [QUERY]`` analyses the matched items into the soundalike store, from beets'
-  own paths and tags (artist, title, album, genre, MusicBrainz artist and recording ids — the
-  recording id becomes the track's manifest id); no second scan of the music folder.
+* ``beet soundalike [QUERY] [-b BACKENDS] [-j JOBS]`` analyses the matched items into the
+  soundalike store, from beets' own paths and tags (artist, title, album, genre, MusicBrainz
+  artist and recording ids — the recording id becomes the track's manifest id); no second scan
+  of the music folder. It is ``soundalike run``'s analysis (the same entry point, default
+  backends, worker processes and progress on stderr), so the same files get the same vectors.
 * ``beet similar QUERY [-n N] [-o FILE.m3u8]`` lists the items that sound like the matched
   ones (a playlist: seeds left out, artists spaced, no recording twice), or writes an m3u8
   (``-o/--out``: beets already owns ``-p``).
@@ -45,7 +48,7 @@ class SoundalikePlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config.add({"db": None, "backend": "musicnn-msd", "artist_gap": 3})
+        self.config.add({"db": None, "backend": None, "jobs": None, "artist_gap": 3})
 
     # --- settings ------------------------------------------------------------------------------
     def _db(self, opts) -> Path:
@@ -65,7 +68,10 @@ class SoundalikePlugin(BeetsPlugin):
     # --- commands ------------------------------------------------------------------------------
     def commands(self) -> list:
         analyse = ui.Subcommand("soundalike", help="analyse matched items into the soundalike store")
-        analyse.parser.add_option("-b", "--backend", help="analysis model (default: config soundalike.backend)")
+        analyse.parser.add_option("-b", "--backend", help="analysis models, comma-separated (default: config "
+                                  "soundalike.backend, else those of `soundalike run`)")
+        analyse.parser.add_option("-j", "--jobs", type="int", default=None,
+                                  help="worker processes (default: config soundalike.jobs, else as `soundalike run`)")
         analyse.parser.add_option("--db", help="soundalike store (default: config soundalike.db or $SOUNDALIKE_DB)")
         analyse.func = self._analyse
         similar = ui.Subcommand("similar", help="items that sound like the matched ones")
@@ -76,17 +82,34 @@ class SoundalikePlugin(BeetsPlugin):
         similar.func = self._similar
         return [analyse, similar]
 
+    def _backends(self, opts) -> list[str]:
+        from soundalike.analysis import default_backend_names
+
+        raw = opts.backend or self.config["backend"].get()
+        if raw:
+            names = [n.strip() for n in (raw if isinstance(raw, list) else str(raw).split(",")) if n.strip()]
+        else:
+            names = default_backend_names(note=lambda _n, why: self._log.warning("{0}", why))
+        if not names:
+            raise ui.UserError("no analysis model is ready; see `soundalike backends`.")
+        return names
+
     def _analyse(self, lib, opts, args) -> None:
+        from soundalike.analysis import Folder, analyse, executor_for, fill_taggrams, start_workers
+        from soundalike.audio import WindowPolicy
         from soundalike.backends import load_backend
+        from soundalike.cli._common import progress_bar
+        from soundalike.cli._early import default_jobs
         from soundalike.errors import SoundalikeError
-        from soundalike.pipeline import embed, ingest
         from soundalike.query import refresh_calibrators
         from soundalike.store import Store
 
         items = self._items(lib, args, "soundalike")
-        backend = opts.backend or self.config["backend"].as_str()
+        names = self._backends(opts)
+        jobs = opts.jobs or self.config["jobs"].get() or default_jobs()
         db = self._db(opts)
         db.parent.mkdir(parents=True, exist_ok=True)
+        policy = WindowPolicy()
         with tempfile.TemporaryDirectory(prefix="beets-soundalike-") as tmp:
             manifest = Path(tmp) / "manifest.csv"
             with open(manifest, "w", newline="", encoding="utf-8") as fh:
@@ -98,17 +121,30 @@ class SoundalikePlugin(BeetsPlugin):
                                 "artist_mbid": it.mb_albumartistid or it.mb_artistid,
                                 "track_id": it.mb_trackid})  # MusicBrainz recording id -> manifest id
             try:
-                with Store(db) as store:
-                    summary = ingest(store, tmp, manifest=manifest)
-                    stored = store.track_ids_by_path()
-                    ids = {stored[p] for p in map(_path, items) if p in stored}
-                    done = embed(store, [load_backend(backend)], track_ids=ids)
-                    refresh_calibrators(store)
+                workers = start_workers(names, policy, jobs)  # start-up overlaps the loading below, as in `run`
+                models = [load_backend(n) for n in names]
+                executor = executor_for(models, jobs, started=workers)
+                try:
+                    with Store(db) as store:
+                        run_id = store.start_run(["beet", "soundalike", *args])
+                        with progress_bar() as prog:
+                            out = analyse(store, Folder(tmp, manifest), models, policy=policy, executor=executor,
+                                          run_id=run_id, progress=prog)
+                            if "musicnn-msd" in names:
+                                fill_taggrams(store, policy=policy, executor=executor, run_id=run_id, progress=prog)
+                        store.finish_run(run_id)
+                        refresh_calibrators(store)
+                finally:
+                    executor.close()
             except SoundalikeError as exc:
                 raise ui.UserError(str(exc)) from None
+        summary, done = out.ingest, out.embed
         failed = summary.n_failed + done.n_failed
-        ui.print_(f"soundalike: {len(items)} items in {db} ({backend}); "
+        ui.print_(f"soundalike: {len(items)} items in {db} ({', '.join(names)}); "
                   f"{done.done} analysed now, {done.cached} already analysed, {failed} failed")
+        for s in (summary, done):
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.failed.items()))
+            ui.print_(f"{s.stage}: {s.done} done, {s.cached} cached, {s.n_failed} failed" + (f" ({kinds})" if kinds else ""))
         for f in (summary.failures + done.failures)[:10]:
             self._log.warning("{0}: {1} ({2})", f.path, f.message, f.kind)
 

@@ -169,7 +169,7 @@ def demo_store(tmp_path_factory) -> Path:
     from soundalike.audio import WindowPolicy
     from soundalike.backends import load_backend
     from soundalike.pipeline import embed, ingest
-    from soundalike.query.traits import fill_taggrams
+    from soundalike.analysis import fill_taggrams
     from soundalike.store import Store
 
     db = tmp_path_factory.mktemp("demo") / "library.db"

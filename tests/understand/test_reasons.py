@@ -89,7 +89,8 @@ def test_taggram_is_computed_where_the_store_lacks_it(constructed_store, tmp_pat
     import shutil
 
     from soundalike.backends.musicnn import MSD_TAGS, find_musicnn_checkpoint
-    from soundalike.query.traits import TraitTable, fill_taggrams, taggram_model
+    from soundalike.analysis import fill_taggrams
+    from soundalike.query.traits import TraitTable, taggram_model
     from soundalike.store import Store
 
     if find_musicnn_checkpoint("MSD_musicnn") is None:

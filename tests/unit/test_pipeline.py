@@ -142,7 +142,7 @@ def test_next_batch_decodes_while_the_model_runs(small_library, store, monkeypat
     import threading
     import time
 
-    from soundalike import pipeline
+    from soundalike.analysis import executors as pipeline
 
     events: list[tuple[str, float]] = []
     lock = threading.Lock()

@@ -85,14 +85,15 @@ def test_rerun_moved_and_duplicated_files_are_not_analysed_again(small_library, 
         assert _vectors(st).keys() == first.keys()
 
 
-def test_workers_refuse_a_plan_they_were_not_started_for(tmp_path, small_library):
+def test_workers_started_for_another_plan_restart_for_this_one(tmp_path, small_library):
     models = _models()
     workers = TrackWorkers([models[1].load_spec], POLICY, 2)  # descriptors only
+    plan = EmbedPlan(models, POLICY)
     with Store(tmp_path / "s.db") as st, workers:
-        assert not workers.serves(EmbedPlan(models, POLICY))
-        with pytest.raises(ValueError, match="other backends"):
-            next(workers.analyse(EmbedPlan(models, POLICY), iter([])))
-        # ingest_and_embed drops such workers and starts its own
+        assert not workers.serves(plan)
+        wav = str(next(small_library.rglob("*.wav")))
+        res = list(workers.results(plan, [("t", wav, frozenset(plan.all_keys))], [[0, 0.0, 0.0, 0.0]] * 2))
+        assert workers.serves(plan) and set(res[0].vectors) == set(plan.all_keys)  # never the old plan's keys
         s1, s2 = ingest_and_embed(st, small_library, models, policy=POLICY, jobs=2, workers=workers)
         assert s2.done == s1.done > 0
 
@@ -104,4 +105,5 @@ def test_a_worker_that_cannot_build_its_backends_reports_why(tmp_path, small_lib
     plan = EmbedPlan(models, POLICY)
     workers.specs = [m.load_spec for m in models]  # as if the parent had built the same (it could not)
     with workers, pytest.raises(WeightsError, match="checkpoint"):  # the worker's own error, not a broken pool
-        next(workers.analyse(plan, iter([("t", str(next(small_library.rglob("*.wav"))), frozenset(plan.all_keys))])))
+        next(workers.results(plan, iter([("t", str(next(small_library.rglob("*.wav"))), frozenset(plan.all_keys))]),
+                             [[0, 0.0, 0.0, 0.0] for _ in plan.backends]))

@@ -23,13 +23,13 @@ from .kernel import (
     DecodedTrack, EmbedPlan, Failure, FileOutcome, Progress, RunSummary, TrackResult, commit, decode_track,
     embed_decoded, model_key, record_cost, register, unreadable,
 )
-from .run import AnalysisSummary, analyse, default_backend_names, embed, ingest, ingest_and_embed
+from .run import AnalysisSummary, analyse, default_backend_names, embed, executor_for, ingest, ingest_and_embed
 from .sources import Folder, Source, Stored, add_record, record_scan_failures, scan_into
 from .taggrams import TAGGRAM_BACKEND, fill_taggrams, taggram_model
 from .workers import LocalWorkers, TrackWorkers, can_use_workers, start_workers
 
 __all__ = [
-    "analyse", "AnalysisSummary", "ingest", "embed", "ingest_and_embed", "default_backend_names",
+    "analyse", "AnalysisSummary", "executor_for", "ingest", "embed", "ingest_and_embed", "default_backend_names",
     "Folder", "Stored", "Source", "Executor", "Item", "InProcess", "TrackWorkers", "LocalWorkers", "auto_executor",
     "can_use_workers", "start_workers", "RunSummary", "FileOutcome", "EmbedPlan", "TrackResult", "Progress",
     "DecodedTrack", "Failure", "decode_track", "embed_decoded", "commit", "model_key", "register", "record_cost",

@@ -50,19 +50,19 @@ class ClipPlan:
         return int(self.backend.sample_rate)
 
 
-def decode_clip(path: str | os.PathLike, clip_plan: ClipPlan) -> Windows:
-    """Decode a clip's windows at the backend's rate, as the analysis decodes a library file.
+def decode_clip(path: str | os.PathLike, policy: WindowPolicy, sample_rate: int) -> Windows:
+    """Decode a clip's windows at `sample_rate`, as the analysis decodes a library file.
 
     Raises
     ------
     AudioError
         The subclass of the failure's kind (``DecodeError``, ``TooShortError``, ...).
     """
-    decoded = decode_track(str(path), clip_plan.policy, clip_plan.plan.rates)
+    decoded = decode_track(str(path), policy, (int(sample_rate),))
     if isinstance(decoded, tuple):
         kind, message = decoded
         raise _error_class(kind)(message)
-    return decoded[clip_plan.sample_rate]
+    return decoded[int(sample_rate)]
 
 
 def embed_clip(windows: Windows, clip_plan: ClipPlan) -> np.ndarray:

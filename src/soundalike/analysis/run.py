@@ -28,7 +28,8 @@ from .kernel import (
 )
 from .sources import Folder, Source, Stored, add_record, as_source, forget_paths, record_scan_failures, scan_into
 
-__all__ = ["AnalysisSummary", "analyse", "ingest", "embed", "ingest_and_embed", "default_backend_names"]
+__all__ = ["AnalysisSummary", "analyse", "executor_for", "ingest", "embed", "ingest_and_embed",
+           "default_backend_names"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,19 @@ def default_backend_names(*, note: Callable[[str, str], None] | None = None) -> 
         elif note is not None:
             note(name, f"{name} is not ready ({st.status}); {st.install_hint}")
     return names
+
+
+def executor_for(backends: Sequence[Backend], jobs: int, *, batch_size: int = 16,
+                 started: Executor | None = None) -> Executor:
+    """The executor of a run: `started` (workers started before the models loaded) where it can
+    run these backends, else :func:`auto_executor` (`started` is then closed)."""
+    from .workers import TrackWorkers, can_use_workers
+
+    if started is not None:
+        if not isinstance(started, TrackWorkers) or can_use_workers(backends, started.jobs):
+            return started
+        started.close()  # the models ended up on an accelerator: they run in this process instead
+    return auto_executor(backends, jobs, batch_size=batch_size)
 
 
 def analyse(store: Store, source: Source | str | os.PathLike, backends: Sequence[Backend] = (), *,
@@ -294,16 +308,11 @@ def ingest_and_embed(store: Store, root: str | os.PathLike, backends: Sequence[B
     workers : Executor, optional
         Started already (e.g. :func:`~soundalike.analysis.workers.start_workers`); closed here.
     """
-    from .workers import TrackWorkers, can_use_workers
-
-    if isinstance(workers, TrackWorkers) and not can_use_workers(backends, workers.jobs):
-        workers.close()  # the models ended up on an accelerator: they run here instead
-        workers = None
+    ex = executor_for(backends, jobs, batch_size=batch_size, started=workers)
     try:
-        out = analyse(store, Folder(root, manifest), backends, policy=policy, executor=workers, jobs=jobs,
-                      batch_size=batch_size, run_id=run_id, progress=progress)
+        out = analyse(store, Folder(root, manifest), backends, policy=policy, executor=ex, batch_size=batch_size,
+                      run_id=run_id, progress=progress)
     finally:
-        if workers is not None:
-            workers.close()
+        ex.close()
     assert out.ingest is not None and out.embed is not None
     return out.ingest, out.embed

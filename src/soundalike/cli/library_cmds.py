@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,10 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..audio import WindowPolicy
-from ..backends import backend_class, load_backend
-from ..backends.registry import DEFAULT_BACKENDS
-from ..pipeline import RunSummary, embed as embed_library, ingest as ingest_library
-from ..track_workers import ingest_and_embed, start_workers
+from ..backends import load_backend
+from ..analysis import (
+    Folder, RunSummary, analyse, default_backend_names, embed as embed_library, executor_for, fill_taggrams,
+    ingest as ingest_library, start_workers,
+)
 from ..reports import build_report, write_reports
 from ..query import validation_summary
 from ._early import default_jobs
@@ -62,14 +64,7 @@ def _runtime_options(max_batch: str, compile_model: bool) -> dict:
 
 
 def _default_backends() -> list[str]:
-    names = []
-    for name in DEFAULT_BACKENDS:
-        st = backend_class(name).status()
-        if st.status == "ready":
-            names.append(name)
-        else:
-            err.print(f"[yellow]note:[/] {name} is not ready ({st.status}); {st.install_hint}", highlight=False)
-    return names
+    return default_backend_names(note=lambda _name, why: err.print(f"[yellow]note:[/] {why}", highlight=False))
 
 
 def _choice_json(d: dict) -> dict:
@@ -87,8 +82,6 @@ def _choice_text(d: dict) -> str:
 def _fill_taggrams(store, names: list[str], **options) -> None:
     """musicnn-msd also stores its MSD taggram (the tags of musical reasons) where tracks lack it."""
     if "musicnn-msd" in names:
-        from ..query.traits import fill_taggrams
-
         fill_taggrams(store, **options)
 
 
@@ -116,64 +109,7 @@ def register(app: typer.Typer) -> None:
             print_json(s.as_json())
         _exit_for([s], fail_on_error)
 
-    @app.command()
-    @cli_command
-    def embed(
-        backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); repeat or comma-separate.")] = None,
-        db: DbOpt = None,
-        window: WindowOpt = "middle",
-        jobs: JobsOpt = DEFAULT_JOBS,
-        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tracks per batch and transaction.")] = 16,
-        device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
-        dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16 (bfloat16 on a GPU).")] = "float32",
-        max_batch: Annotated[str, typer.Option("--max-batch", help="Windows per forward pass of torch backends: N or auto (from free GPU memory).")] = "auto",
-        compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the network (torch backends).")] = False,
-        weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend).")] = None,
-        ray: Annotated[bool, typer.Option("--ray", help="Decode and embed on a Ray cluster (extra [distributed]).")] = False,
-        ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (implies --ray).")] = None,
-        workers: Annotated[int, typer.Option("--workers", min=1, help="Ray workers, one model each.")] = 2,
-        fail_on_error: FailOpt = False,
-        json_out: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """Compute embeddings of every stored track that lacks them (cached per track and model)."""
-        names = split_list(backend) or _default_backends()
-        if weights is not None and len(names) != 1:
-            raise typer.BadParameter("--weights needs exactly one --backend.")
-        runtime = _runtime_options(max_batch, compile_model)
-        if ray or ray_address:
-            from ..distributed import RayEmbedder
-
-            options = {"device": device, "dtype": dtype, **runtime, **({"weights": str(weights)} if weights else {})}
-            summaries = []
-            with open_db(db) as store:
-                run_id = store.start_run(sys.argv)
-                for n in names:
-                    with RayEmbedder(n, workers=workers, address=ray_address, backend_options=options,
-                                     policy=WindowPolicy.parse(window), batch_size=batch_size) as pool:
-                        with progress_bar(not json_out) as prog:
-                            summaries.append(pool.run(store, run_id=run_id, progress=prog))
-                store.finish_run(run_id)
-                refresh_defaults(store)
-            for s in summaries:
-                print_summary(s)
-            if json_out:
-                docs = [s.as_json() for s in summaries]
-                print_json(docs[0] if len(docs) == 1 else docs)
-            _exit_for(summaries, fail_on_error)
-            return
-        models = [load_backend(n, weights=weights, device=device, dtype=dtype, **runtime) for n in names]
-        with open_db(db) as store:
-            run_id = store.start_run(sys.argv)
-            with progress_bar(not json_out) as prog:
-                s = embed_library(store, models, policy=WindowPolicy.parse(window), run_id=run_id, jobs=jobs,
-                                  batch_size=batch_size, progress=prog)
-                _fill_taggrams(store, names, policy=WindowPolicy.parse(window), jobs=jobs, device=device, progress=prog)
-            store.finish_run(run_id)
-            refresh_defaults(store)
-        print_summary(s)
-        if json_out:
-            print_json(s.as_json())
-        _exit_for([s], fail_on_error)
+    app.command("embed")(make_embed_command(ray_default=False))
 
     @app.command()
     @cli_command
@@ -247,12 +183,17 @@ def register(app: typer.Typer) -> None:
         policy = WindowPolicy.parse(window)
         workers = start_workers(names, policy, jobs)  # their start-up overlaps the loading below
         models = [load_backend(n) for n in names]
+        executor = executor_for(models, jobs, started=workers)
         with open_db(db) as store:
             run_id = store.start_run(sys.argv)
-            with progress_bar() as prog:
-                s1, s2 = ingest_and_embed(store, path, models, manifest=manifest, policy=policy, run_id=run_id,
-                                          jobs=jobs, progress=prog, workers=workers)
-                _fill_taggrams(store, names, policy=policy, jobs=jobs, progress=prog)
+            try:
+                with progress_bar() as prog:
+                    done = analyse(store, Folder(path, manifest), models, policy=policy, executor=executor,
+                                   run_id=run_id, progress=prog)
+                    _fill_taggrams(store, names, policy=policy, executor=executor, progress=prog)
+            finally:
+                executor.close()
+            s1, s2 = done.ingest, done.embed
             store.finish_run(run_id)
             refresh_defaults(store)
             print_summary(s1)
@@ -262,3 +203,65 @@ def register(app: typer.Typer) -> None:
         paths = write_reports(rep, out_dir)
         out.print("\n".join(str(p) for p in paths.values()))
         _exit_for([s1, s2], fail_on_error)
+
+
+def make_embed_command(*, ray_default: bool) -> Callable[..., None]:
+    """The ``embed`` command; ``embed-ray`` is the same command with ``--ray`` on by default."""
+
+    @cli_command
+    def embed(
+        backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help="Backend(s); repeat or comma-separate (default: those of run).")] = None,
+        db: DbOpt = None,
+        window: WindowOpt = "middle",
+        jobs: JobsOpt = DEFAULT_JOBS,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tracks per batch and transaction (and per Ray task).")] = 16,
+        device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+        dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16 (bfloat16 on a GPU).")] = "float32",
+        max_batch: Annotated[str, typer.Option("--max-batch", help="Windows per forward pass of torch backends: N or auto (from free GPU memory).")] = "auto",
+        compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the network (torch backends).")] = False,
+        weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file/folder (one backend; same path on every Ray node).")] = None,
+        ray: Annotated[bool, typer.Option("--ray/--no-ray", help="Decode and embed on a Ray cluster (extra [distributed]).")] = ray_default,
+        ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster (implies --ray); default: a local one.")] = None,
+        workers: Annotated[int, typer.Option("--workers", min=1, help="Ray workers, each with every backend.")] = 2,
+        cpus_per_worker: Annotated[float, typer.Option("--cpus-per-worker", min=0.01, help="Ray CPUs per worker.")] = 1.0,
+        fail_on_error: FailOpt = False,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Compute embeddings of every stored track that lacks them (cached per track and model).
+
+        With --ray, decoding and embedding are spread over Ray workers and this process is the only
+        writer: each finished batch is committed at once, so a worker lost mid-run costs only its
+        batch in flight (handed to another worker); a rerun computes only what is missing.
+        """
+        names = split_list(backend) or _default_backends()
+        if weights is not None and len(names) != 1:
+            raise typer.BadParameter("--weights needs exactly one --backend.")
+        runtime = _runtime_options(max_batch, compile_model)
+        policy = WindowPolicy.parse(window)
+        if ray or ray_address:
+            from ..analysis.ray import RayCluster
+
+            executor = RayCluster(workers=workers, address=ray_address, batch_size=batch_size,
+                                  cpus_per_worker=cpus_per_worker)
+        models = [load_backend(n, weights=weights, device=device, dtype=dtype, **runtime) for n in names]
+        if not (ray or ray_address):
+            executor = executor_for(models, jobs, batch_size=batch_size)
+        try:
+            with open_db(db) as store:
+                run_id = store.start_run(sys.argv)
+                with progress_bar(not json_out) as prog:
+                    s = embed_library(store, models, policy=policy, run_id=run_id, batch_size=batch_size,
+                                      progress=prog, executor=executor)
+                    _fill_taggrams(store, names, policy=policy, device=device, executor=executor, run_id=run_id,
+                                   progress=prog)
+                store.finish_run(run_id)
+                refresh_defaults(store)
+        finally:
+            executor.close()
+        print_summary(s)
+        if json_out:
+            print_json(s.as_json())
+        _exit_for([s], fail_on_error)
+
+    embed.__name__ = "embed_ray" if ray_default else "embed"
+    return embed

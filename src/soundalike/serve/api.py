@@ -243,9 +243,9 @@ def rescan(request: Request) -> dict:
 
 
 def _run_rescan(app, st: LibraryState) -> None:
+    from ..analysis import Folder, InProcess, analyse
     from ..audio import WindowPolicy
     from ..backends import load_backend
-    from ..pipeline import embed, ingest
     from ..query import refresh_calibrators
     from ..store import Store
 
@@ -254,10 +254,11 @@ def _run_rescan(app, st: LibraryState) -> None:
             run_id = store.start_run(["serve", "rescan", str(st.settings.library_root)])
             policies = {m.config.get("window", "middle") for m in st.models} or {"middle"}
             policy = WindowPolicy.parse(sorted(policies)[0])
-            ingest(store, st.settings.library_root, manifest=st.settings.library_manifest, policy=policy, run_id=run_id)
             backends = [load_backend(b) for b in st.backends]
-            if backends:
-                embed(store, backends, policy=policy, run_id=run_id)
+            # the one analysis path, in this process (the service's workers answer queries meanwhile):
+            # each new file is decoded once, validated and embedded
+            analyse(store, Folder(st.settings.library_root, st.settings.library_manifest), backends, policy=policy,
+                    executor=InProcess(), run_id=run_id)
             store.finish_run(run_id)
             refresh_calibrators(store)  # new vectors: the default calibrations are decided again
         new = LibraryState(st.settings)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._lifecycle import upload_dir_prefix
-from ..audio import WindowPolicy, load_windows
+from ..analysis import ClipPlan, decode_clip, embed_clip
+from ..audio import WindowPolicy, Windows
 from ..store import ModelInfo
 from .errors import ApiError, error_json
 
@@ -115,8 +116,9 @@ class EmbeddedClip:
     n_windows: int
 
 
-def decode_upload(data: bytes, *, max_bytes: int, policy: WindowPolicy, sample_rate: int):
-    """Decode uploaded bytes into analysis windows at `sample_rate` inside a private temp dir.
+def decode_upload(data: bytes, *, max_bytes: int, policy: WindowPolicy, sample_rate: int) -> Windows:
+    """Decode uploaded bytes into analysis windows at `sample_rate` inside a private temp dir, as
+    the analysis decodes a library file.
 
     Raises
     ------
@@ -138,35 +140,29 @@ def decode_upload(data: bytes, *, max_bytes: int, policy: WindowPolicy, sample_r
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        windows = load_windows(path, policy=policy)
-        return windows.resampled(sample_rate)
+        return decode_clip(path, policy, sample_rate)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Embedder:
-    """The library model's backend, loaded once, embedding uploaded clips like the pipeline did."""
+    """The library model's backend, loaded once, embedding uploaded clips with the analysis's own
+    decode and embed steps (so an upload of a library file gives its stored vector)."""
 
     def __init__(self, model: ModelInfo, layer: int) -> None:
         from ..backends import load_backend
-        from ..pipeline import model_key
 
         self.model = model
         self.layer = layer
         self.policy = WindowPolicy.parse(str(model.config.get("window", "middle")))
         self.backend = load_backend(model.backend)
-        self.matches_library = model_key(self.backend, self.policy)[0] == model.model_key
+        self.clip = ClipPlan(self.backend, self.policy)
+        self.matches_library = self.clip.model_key == model.model_key
 
     @property
     def sample_rate(self) -> int:
         return int(self.backend.sample_rate)
 
-    def embed(self, windows) -> EmbeddedClip:
-        clips = [np.asarray(c, np.float32) for c in windows.clips]
-        vecs = []
-        if len({c.shape[0] for c in clips}) == 1:
-            vecs = list(self.backend.embed_layers(np.stack(clips)))
-        else:  # windows of different lengths cannot share a batch
-            vecs = [self.backend.embed_layers(c[None, :])[0] for c in clips]
-        V = np.stack(vecs)  # (n_windows, n_layers, d)
-        return EmbeddedClip(V[:, self.layer, :].mean(axis=0), float(windows.duration_s), len(clips))
+    def embed(self, windows: Windows) -> EmbeddedClip:
+        V = embed_clip(windows, self.clip)  # (n_windows, n_layers, d)
+        return EmbeddedClip(V[:, self.layer, :].mean(axis=0), float(windows.duration_s), len(windows.clips))
