@@ -117,8 +117,8 @@ def analyse(store: Store, source: Source | str | os.PathLike, backends: Sequence
     Returns
     -------
     AnalysisSummary
-        ``ingest`` (a folder's files: new / known / failed by kind) and ``embed`` (tracks that
-        got vectors / had them all / failed), each done / cached / failed by kind.
+        ``ingest`` (a folder's files: new / known / failed by kind) and ``embed`` (the source's
+        tracks that got vectors / had them all / failed), each done / cached / failed by kind.
     """
     src = as_source(source)
     plan = EmbedPlan(backends, policy or WindowPolicy())
@@ -194,11 +194,9 @@ def _analyse_folder(store: Store, src: Folder, plan: EmbedPlan, ex: Executor, *,
     record_scan_failures(store, result, run_id)
     record_cost(store, plan, cost, run_id)
     if s_emb is not None:
-        # tracks stored before without every vector (an earlier ingest, an interrupted run)
-        only = None
-        if src.paths is not None:
-            by_path = store.track_ids_by_path()
-            only = [by_path[str(r.path)] for r in result.tracks if str(r.path) in by_path]
+        # this folder's tracks stored before without every vector (an earlier ingest, an interrupted run)
+        by_path = {p: tid for tid, paths in store.recorded_paths().items() for p in paths}
+        only = sorted({by_path[str(r.path)] for r in result.tracks if str(r.path) in by_path})
         rest = RunSummary("embed")
         _analyse_stored(store, Stored(only), plan, ex, rest, batch_size=batch_size, run_id=run_id, progress=None)
         fresh = s_emb.done
