@@ -102,3 +102,17 @@ def shared_music() -> Path:
     if not (p / "manifest.csv").is_file():
         pytest.skip(f"development data not found at {p} (../shared is absent on this machine)")
     return p
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs, no dashboard) for the whole test session (CONTRACTS: CI budget)."""
+    from ci_support import import_or_skip
+
+    ray = import_or_skip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

@@ -1,7 +1,7 @@
 """distributed.py: Ray workers store the same vectors as the local pipeline; a killed worker
 loses no finished work and the rerun (or the surviving worker) completes the library.
 
-One local Ray cluster (2 CPUs, no dashboard) is started for the module; those tests are slow.
+They share the session's local Ray cluster (``ray_cluster`` in tests/conftest.py); those tests are slow.
 """
 
 from __future__ import annotations
@@ -21,16 +21,6 @@ from soundalike.distributed import RayEmbedder, WorkerLostError, embed_ray  # no
 
 BACKEND = "descriptors"
 N_TRACKS = 12
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
