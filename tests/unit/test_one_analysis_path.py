@@ -62,7 +62,8 @@ def _state(db: Path, lib: Path) -> dict:
                 tids, windows, X = s.window_embeddings(m.model_key, layer=layer)
                 for tid, w, x in zip(tids, windows, X):
                     vectors[(rel[tid], m.model_key, layer, int(w))] = x
-        failures = sorted((os.path.relpath(p, lib), k) for p, k in s.execute("SELECT path, kind FROM failures"))
+        # distinct (path, kind): a run records a file once per kind, ingest + embed are two runs
+        failures = sorted({(os.path.relpath(p, lib), k) for p, k in s.execute("SELECT path, kind FROM failures")})
     return {"tracks": sorted(rel.values()), "vectors": vectors, "failures": failures}
 
 
@@ -206,7 +207,8 @@ import:
   copy: no
   write: no
   autotag: no
-""", encoding="utf-8")
+  duplicate_action: keep
+""", encoding="utf-8")  # keep: untagged albums would look like duplicates of one another
     env = {**os.environ, "BEETSDIR": str(base), "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     exe = shutil.which("beet", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     assert exe, "the `beet` program of PyPI beets is not on PATH"
@@ -221,7 +223,7 @@ import:
     _same(_state(base / "soundalike.db", lib), reference["state"], only=items)
     ing, emb = (line for line in res.stdout.splitlines() if line.startswith(("ingest:", "embed:")))
     n_bad = sum(1 for p in items for f in reference["ingest"]["failures"] if os.path.relpath(f["path"], lib) == p)
-    assert ing.startswith(f"ingest: 7 done, 0 cached, {n_bad} failed") and n_bad >= 3  # as run's, for beets' items
+    assert ing.startswith(f"ingest: 7 done, 0 cached, {n_bad} failed") and n_bad >= 2  # as run's, for beets' items (silent, too short)
     assert emb == "embed: 7 done, 0 cached, 0 failed"
 
 
