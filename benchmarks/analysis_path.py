@@ -117,8 +117,10 @@ def progress_lines(log: Path) -> list[str]:
     keep: dict[str, str] = {}
     for ln in lines:
         head = ln.strip().split(" ")[0]
-        if ln.startswith(("ingest:", "embed:", "soundalike:")):
+        if ln.startswith(("ingest:", "embed:")):
             keep[ln.split(":")[0]] = ln.strip()
+        elif ln.startswith("soundalike:"):  # the plugin's summary and its failure lines
+            keep[ln] = ln.strip()
         elif head in ("ingest", "embed"):  # a progress bar's last state
             keep["bar " + head] = ln.strip()
     return list(keep.values())
@@ -175,7 +177,7 @@ def main() -> None:
                 if args.json_out:
                     args.json_out.parent.mkdir(parents=True, exist_ok=True)
                     args.json_out.write_text(json.dumps(doc, indent=2))
-        if beets is not None and "vs_new_max_abs_diff" in doc["runs"][-1]:
+        if beets is not None:
             for m in doc["runs"]:  # a beets run before its new run of the same repeat: compare now
                 if m["kind"] == "beets" and m.get("vs_new_max_abs_diff") is None:
                     m["vs_new_max_abs_diff"] = max_vector_diff(work / f"new{m['repeat']}.db", work / f"beets{m['repeat']}.db")
