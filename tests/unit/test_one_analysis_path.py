@@ -266,3 +266,19 @@ def test_the_analysis_package_never_imports_the_query_layer_or_surfaces():
                     "query", "cli", "serve", "reports", "evaluate"):
                 bad.append(f"{p.name} imports {node.module}")
     assert not bad, bad
+
+
+def test_the_query_layer_never_starts_an_analysis():
+    """Query modules may read what the analysis stored (the taggram model), never run it."""
+    starts = {"analyse", "ingest", "embed", "ingest_and_embed", "fill_taggrams", "decode_track", "embed_decoded",
+              "commit", "embed_clip", "decode_clip"}
+    bad = []
+    for p in (SRC / "soundalike" / "query").rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and any(m in (node.module or "") for m in ("analysis", "pipeline",
+                                                                                          "track_workers", "distributed")):
+                bad += [f"{p.name} imports {a.name}" for a in node.names if a.name in starts or a.name == "*"]
+            elif isinstance(node, ast.Import):
+                bad += [f"{p.name} imports {a.name}" for a in node.names
+                        if a.name.startswith(("soundalike.pipeline", "soundalike.track_workers"))]
+    assert not bad, bad
