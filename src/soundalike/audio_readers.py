@@ -318,6 +318,15 @@ def read_ffmpeg(path: Path, policy: Any) -> Decoded:
         _, n, _ = stream_ffmpeg(path, None, rate)
         held = n / rate
     spans = plan_spans(policy, held, rate)
+    if policy is not None and spans != [(0.0, held)] and (declared is None or abs(declared - held) > 1.0):
+        try:  # now that the real length is known, a seek may reach the windows (Matroska without cues)
+            with av.open(str(path)) as container:
+                stream, _ = _audio_stream(container, path)
+                clips = _seek_spans(container, stream, rate, held, spans)
+        except (av.error.InvalidDataError, av.error.EOFError):  # type: ignore[attr-defined]
+            clips = None
+        if clips is not None and all(c.size for c in clips):
+            return clips, [s for s, _ in spans], rate, held, declared_vs_decoded(declared, held) or ""
     try:
         clips, decoded, error = stream_ffmpeg(path, spans, rate)
     except av.error.FFmpegError as exc:  # type: ignore[attr-defined]

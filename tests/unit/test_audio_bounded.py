@@ -100,17 +100,27 @@ def _live_webm(path: Path, seconds: int) -> Path:
     return path
 
 
-def test_webm_without_duration_is_streamed_not_loaded(tmp_path):
+def test_webm_without_duration_is_streamed_not_loaded(tmp_path, monkeypatch):
+    """Measured from its packets, then read by a seek; where it cannot seek, streamed up to the
+    window: the same window either way, and never the whole track in memory."""
     import av
 
     p = _live_webm(tmp_path / "live.webm", 90)
     with av.open(str(p)) as c:
         assert c.duration is None  # what makes it hostile: nothing says how long it is
+    whole = 90 * 48000 * 4
     win, peak = _peak_bytes(load_windows, p, policy=WindowPolicy.parse("middle:10"))
     assert win.duration_s == pytest.approx(90.0, abs=0.1)
     assert win.clips[0].size == 10 * 48000 and win.starts_s == [pytest.approx(40.0, abs=0.1)]
     assert win.truncated == ""
-    whole = 90 * 48000 * 4
+    assert peak < 0.3 * whole, f"peak {peak} B: the whole track is {whole} B"
+    monkeypatch.setattr(audio_readers, "_seek_spans", lambda *a: None)  # a container that cannot seek
+    streamed, peak = _peak_bytes(load_windows, p, policy=WindowPolicy.parse("middle:10"))
+    assert streamed.clips[0].size == 10 * 48000 and streamed.duration_s == pytest.approx(90.0, abs=0.1)
+    # the same audio, up to WebM's 1 ms timestamps (the seek places the window by timestamp)
+    a, b = streamed.clips[0], win.clips[0]
+    best = max(np.corrcoef(a[480 + lag:a.size - 480 + lag], b[480:b.size - 480])[0, 1] for lag in range(-96, 97))
+    assert best > 0.99
     assert peak < 0.3 * whole, f"peak {peak} B: the whole track is {whole} B"
 
 
