@@ -134,7 +134,7 @@ def ogg_scan(path: str | Path) -> OggScan | None:
             return None
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             size, pos = len(data), 0
-            granule, eos, rate, cut = None, False, None, ""
+            granule, eos, rate, cut, serial = None, False, None, "", None
             while pos < size:
                 if data[pos:pos + 4] != b"OggS" or pos + 27 > size:
                     if not eos:  # bytes after a complete stream (a tag) are not a cut
@@ -149,12 +149,15 @@ def ogg_scan(path: str | Path) -> OggScan | None:
                 if end > size:
                     cut = "the file is truncated: its last Ogg page is cut off"
                     break
-                if rate is None and data[pos + 5] & 0x02:  # beginning of stream: the codec header
+                page_serial = data[pos + 14:pos + 18]
+                if rate is None and data[pos + 5] & 0x02:  # beginning of a stream: its codec header
                     rate = _ogg_rate(bytes(data[pos + 27 + nseg:min(end, pos + 27 + nseg + 64)]))
-                g = int.from_bytes(data[pos + 6:pos + 14], "little", signed=True)
-                if g >= 0:
-                    granule = g
-                eos = bool(data[pos + 5] & 0x04)
+                    serial = page_serial if rate is not None else None
+                if page_serial == serial or serial is None:  # the audio stream's pages only
+                    g = int.from_bytes(data[pos + 6:pos + 14], "little", signed=True)
+                    if g >= 0:
+                        granule = g
+                    eos = bool(data[pos + 5] & 0x04)
                 pos = end
     if not cut and not eos:
         cut = "the file is truncated: the Ogg stream ends without its end-of-stream page"

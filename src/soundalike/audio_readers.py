@@ -18,7 +18,7 @@ Both readers return ``(clips, starts_s, sample_rate, duration_s, truncated)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +32,9 @@ from .audio_integrity import (
     tail_truncation,
 )
 from .errors import DecodeError, EmptyFileError, UnsupportedFormatError
+
+if TYPE_CHECKING:  # audio.py imports this module
+    from .audio import WindowPolicy
 
 __all__ = ["MAX_CHANNELS", "MAX_SAMPLE_RATE", "MAX_KEPT_SAMPLES", "BLOCK_BYTES", "SEEK_PREROLL_S",
            "plan_spans", "read_sndfile", "read_ffmpeg", "stream_ffmpeg"]
@@ -65,7 +68,7 @@ def check_layout(channels: int, rate: int, path: Path) -> None:
                                      f"{MAX_SAMPLE_RATE} Hz", path=str(path))
 
 
-def plan_spans(policy: Any, duration_s: float, sr: int) -> Spans:
+def plan_spans(policy: "WindowPolicy | None", duration_s: float, sr: int) -> Spans:
     """The windows of `policy` (the whole track for ``None``), cut to ``MAX_KEPT_SAMPLES`` in all."""
     spans = [(0.0, duration_s)] if policy is None else policy.starts(duration_s)
     budget = MAX_KEPT_SAMPLES / sr
@@ -121,7 +124,7 @@ def _read_mono(fh: sf.SoundFile, frames: int) -> np.ndarray:
     return out[:got]
 
 
-def read_sndfile(path: Path, policy: Any) -> Decoded:
+def read_sndfile(path: Path, policy: "WindowPolicy | None") -> Decoded:
     """Read the windows of `policy` (the whole file for ``None``) with libsndfile, bounded.
 
     Returns empty clips and duration 0 when libsndfile reads no frames (the caller tries FFmpeg).
@@ -286,7 +289,7 @@ def stream_ffmpeg(path: Path, spans: Spans | None, rate: int) -> tuple[list[np.n
     return col.result(), col.pos, error
 
 
-def read_ffmpeg(path: Path, policy: Any) -> Decoded:
+def read_ffmpeg(path: Path, policy: "WindowPolicy | None") -> Decoded:
     """Read the windows of `policy` (the whole file for ``None``) with PyAV (FFmpeg), bounded.
 
     With a declared duration the windows are read after a seek each. Otherwise, or when the
