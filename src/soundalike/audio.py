@@ -202,9 +202,10 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int, quality: str = "HQ"
 
 def rms_dbfs(y: np.ndarray) -> float:
     """RMS level in dB relative to full scale (-inf for digital silence)."""
-    # float64 sums over blocks: no float64 copy of a long window
+    # float64 sums over blocks: no float64 copy of a long window (and no BLAS call, whose
+    # threads cost more than the sum on a loaded machine)
     step = 1 << 16
-    total = sum(float(np.dot(b, b)) for b in (np.asarray(y[i:i + step], np.float64) for i in range(0, y.size, step)))
+    total = sum(float(np.square(y[i:i + step], dtype=np.float64).sum()) for i in range(0, y.size, step))
     r = math.sqrt(total / y.size) if y.size else 0.0
     return 20.0 * math.log10(r) if r > 0 else -math.inf
 
