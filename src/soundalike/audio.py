@@ -11,6 +11,12 @@ Documented limits
     Shorter audio is refused as too short: no backend produces a meaningful vector from it.
 ``SILENCE_RMS_DBFS`` (-60 dBFS)
     Audio whose RMS over the analysis window(s) is below this floor is refused as silent.
+``MAX_CHANNELS`` (64), ``MAX_SAMPLE_RATE`` (768 kHz)
+    More is refused (``unsupported``) before a sample is read.
+``MAX_KEPT_SAMPLES`` (2**25 mono samples, 128 MiB as float32)
+    What one decode keeps, all windows together: a ``full`` window (or :func:`load`) of a
+    longer track stops there (12.7 min at 44.1 kHz). Decoding is bounded by the windows, never
+    by what a header claims: see :mod:`soundalike.audio_readers`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import soundfile as sf
 import soxr
 
 from ._validation import check_audio
-from .audio_integrity import TAIL_PROBE_S, declared_vs_decoded, header_truncation, short_read, tail_truncation
+from .audio_integrity import has_audio_signature
+from .audio_readers import MAX_CHANNELS, MAX_KEPT_SAMPLES, MAX_SAMPLE_RATE, read_ffmpeg, read_sndfile
 from .errors import (
     DecodeError,
     EmptyFileError,
@@ -51,6 +58,9 @@ __all__ = [
     "load_windows",
     "check_quality",
     "rms_dbfs",
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MAX_KEPT_SAMPLES",
 ]
 
 #: File extensions scanned as audio (lower case, with the dot).
@@ -192,7 +202,11 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int, quality: str = "HQ"
 
 def rms_dbfs(y: np.ndarray) -> float:
     """RMS level in dB relative to full scale (-inf for digital silence)."""
-    r = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    # float64 sums over blocks: no float64 copy of a long window (and no BLAS call, whose
+    # threads cost more than the sum on a loaded machine)
+    step = 1 << 16
+    total = sum(float(np.square(y[i:i + step], dtype=np.float64).sum()) for i in range(0, y.size, step))
+    r = math.sqrt(total / y.size) if y.size else 0.0
     return 20.0 * math.log10(r) if r > 0 else -math.inf
 
 
@@ -201,7 +215,7 @@ def check_quality(y: np.ndarray, sr: int, *, path: str | None = None,
     """Raise the matching :class:`AudioError` for empty, non-finite, too short or silent audio."""
     if y.size == 0:
         raise EmptyFileError("the audio decodes to 0 samples", path=path)
-    if not np.isfinite(y).all():
+    if not np.isfinite(np.sum(y, dtype=np.float64)):  # NaN and inf propagate; no mask array
         raise InvalidAudioError("the audio contains NaN or infinite samples", path=path)
     dur = y.shape[-1] / sr
     if dur < min_duration_s:
@@ -227,152 +241,13 @@ def _check_path(path: Path) -> None:
         raise UnreadableFileError("the file is not readable (permission denied)", path=str(path))
 
 
-def _read_sndfile(path: Path, spans: list[tuple[float, float]] | None) -> tuple[list[np.ndarray], int, float, str]:
-    """Read the spans (start_s, length_s) with libsndfile; ``None`` reads the whole file.
-
-    The last item says why the file is truncated ("" when it is not; see audio_integrity).
-    """
-    with sf.SoundFile(str(path)) as fh:
-        sr = fh.samplerate
-        total = fh.frames
-        duration = total / sr if total > 0 else 0.0
-        truncated = header_truncation(fh.extra_info)
-        if spans is None:
-            y = to_mono(fh.read(dtype="float32", always_2d=True))
-            return [y], sr, duration, truncated or short_read(y.size, total, total, 0, sr) or ""
-        out = []
-        end = 0
-        for start_s, length_s in spans:
-            start = min(int(round(start_s * sr)), max(total - 1, 0))
-            fh.seek(start)
-            asked = int(round(length_s * sr))
-            out.append(to_mono(fh.read(asked, dtype="float32", always_2d=True)))
-            truncated = truncated or short_read(out[-1].size, asked, total, start, sr)
-            end = max(end, start + out[-1].size)
-        if not truncated and total - end > TAIL_PROBE_S * sr:
-            truncated = tail_truncation(fh)
-        return out, sr, duration, truncated or ""
-
-
-def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int, str]:
-    """Decode the whole file with PyAV (FFmpeg) to mono float32; the last item says why it is truncated."""
-    try:
-        import av
-    except ImportError as exc:  # pragma: no cover - av is a core dependency
-        raise UnsupportedFormatError(f"no decoder for {path.suffix} (PyAV missing: {exc})", path=str(path)) from None
-    chunks: list[np.ndarray] = []
-    sr, declared, truncated = 0, None, ""
-    try:
-        with av.open(str(path)) as container:
-            streams = [s for s in container.streams if s.type == "audio"]
-            if not streams:
-                raise UnsupportedFormatError("the file holds no audio stream", path=str(path))
-            stream = streams[0]
-            sr = int(stream.rate or stream.codec_context.sample_rate)
-            if stream.duration is not None and stream.time_base is not None:
-                declared = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                declared = container.duration / av.time_base
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-    except (av.error.InvalidDataError, av.error.EOFError) as exc:  # type: ignore[attr-defined]
-        decoded = sum(c.size for c in chunks)
-        if not sr or decoded < MIN_DURATION_S * sr:
-            raise DecodeError(f"the file is corrupt or truncated ({exc.__class__.__name__})", path=str(path)) from None
-        # A decoder error after enough audio: keep what decoded, say the file is cut short.
-        truncated = f"the file is truncated: decoding stops at {decoded / sr:.2f} s ({exc.__class__.__name__})"
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-        raise UnsupportedFormatError(f"FFmpeg cannot decode it ({exc})", path=str(path)) from None
-    y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if not truncated and sr:
-        truncated = declared_vs_decoded(declared, y.size / sr) or ""
-    return y, sr, truncated
-
-
-#: decoding after a seek starts this much before the window and drops it, so the codec's
-#: overlap (one AAC frame: 1024 samples) is rebuilt before the first sample kept
-SEEK_PREROLL_S = 1.0
-
-
-def _read_ffmpeg_spans(path: Path, policy: WindowPolicy) -> tuple[list[np.ndarray], list[float], int, float, str] | None:
-    """Decode only the windows of `policy` with PyAV, seeking to each (M4A/AAC, ...).
-
-    Returns None when the container gives no duration or cannot seek (the caller then decodes
-    the whole file). The cost is per window, whatever the track's length. The last item says why
-    the file is truncated ("" when it is not): a short window or an end that cannot be decoded.
-    """
-    import av
-
-    with av.open(str(path)) as container:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams or container.duration is None or container.duration <= 0:
-            return None
-        stream = streams[0]
-        rate = stream.rate or stream.codec_context.sample_rate
-        if not rate:
-            return None
-        # the stream's own duration counts the samples a full decode gives (the container's
-        # may include the encoder's priming and padding)
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = float(container.duration) / av.time_base
-        spans = policy.starts(duration)
-        if spans == [(0.0, duration)]:
-            return None  # the whole file anyway
-        clips: list[np.ndarray] = []
-        for start_s, length_s in spans:
-            from_s = max(0.0, start_s - SEEK_PREROLL_S)
-            container.seek(int(from_s * av.time_base), any_frame=False, backward=True)
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
-            chunks: list[np.ndarray] = []
-            first: float | None = None
-            need = int(round(length_s * rate))
-            got = 0
-            for frame in container.decode(stream):
-                if first is None:
-                    if frame.pts is None or frame.time_base is None:
-                        return None
-                    first = float(frame.pts * frame.time_base)
-                    if first > start_s + 1e-3:
-                        return None  # the seek overshot: decode the whole file instead
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    got += chunks[-1].size
-                if first is not None and got >= need + int((start_s - first) * rate) + rate // 10:
-                    break
-            if first is None:
-                return None
-            y = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-            skip = int(round((start_s - first) * rate))
-            clips.append(np.ascontiguousarray(y[skip:skip + need]))
-            if clips[-1].size < need - max(1, int(rate) // 100) and start_s + length_s <= duration:
-                return None  # a window inside the declared length came back short: decode it all
-        truncated = _ffmpeg_tail_truncation(container, stream, int(rate), duration)
-        return clips, [s for s, _ in spans], int(rate), duration, truncated
-
-
-def _ffmpeg_tail_truncation(container, stream, rate: int, duration: float) -> str:
-    """Decode the last seconds after a seek; the reason when the declared end cannot be reached."""
-    import av
-
-    probe_from = max(0.0, duration - TAIL_PROBE_S - SEEK_PREROLL_S)
-    last = 0.0
-    try:
-        container.seek(int(probe_from * av.time_base), any_frame=False, backward=True)
-        for frame in container.decode(stream):
-            if frame.pts is not None and frame.time_base is not None:
-                last = float(frame.pts * frame.time_base) + frame.samples / rate
-    except (av.error.InvalidDataError, av.error.EOFError) as exc:  # type: ignore[attr-defined]
-        return f"the file is truncated: decoding stops at {last:.2f} s ({exc.__class__.__name__})"
-    return declared_vs_decoded(duration, last) or ""
-
-
 def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], list[float], int, float, str]:
+    """Decode the windows of `policy` (the whole file for ``None``): libsndfile, then FFmpeg.
+
+    Bounded whatever the header claims (see :mod:`soundalike.audio_readers`). Bytes that no
+    decoder accepts raise :class:`DecodeError`; :class:`EmptyFileError` is kept for a zero-byte
+    file and for a recognised audio container that holds no audio frames.
+    """
     _check_path(path)
     ext = path.suffix.lower()
     if ext and ext not in AUDIO_EXTENSIONS:
@@ -383,47 +258,32 @@ def _decode(path: Path, policy: WindowPolicy | None) -> tuple[list[np.ndarray], 
     sndfile_error: Exception | None = None
     if ext in _SNDFILE_EXTENSIONS or not ext:
         try:
-            with sf.SoundFile(str(path)) as fh:
-                duration = fh.frames / fh.samplerate if fh.frames > 0 else 0.0
-            spans = policy.starts(duration) if (policy is not None and duration > 0) else None
-            clips, sr, duration, truncated = _read_sndfile(path, spans)
-            starts = [s for s, _ in spans] if spans else [0.0]
+            clips, starts, sr, duration, truncated = read_sndfile(path, policy)
             if duration > 0 and sum(c.size for c in clips) > 0:
                 return clips, starts, sr, duration, truncated
-        except sf.LibsndfileError as exc:
+        except (sf.LibsndfileError, RuntimeError) as exc:  # RuntimeError: some cut streams
             sndfile_error = exc
-        except RuntimeError as exc:  # soundfile raises RuntimeError on some truncated streams
-            sndfile_error = exc
-    # FFmpeg path: only the windows when the container seeks, else the whole file, then cut.
-    if policy is not None and sndfile_error is None:
-        try:
-            import av
-
-            spans_read = _read_ffmpeg_spans(path, policy)
-        except (ImportError, av.error.FFmpegError, ValueError):  # type: ignore[attr-defined]
-            spans_read = None
-        if spans_read is not None and all(c.size for c in spans_read[0]):
-            return spans_read
     try:
-        y, sr, truncated = _read_ffmpeg(path)
-    except UnsupportedFormatError:
-        if sndfile_error is not None:
-            raise DecodeError(f"the file is corrupt or not audio ({sndfile_error})", path=str(path)) from None
-        raise
-    except DecodeError:
-        raise
-    duration = y.size / sr if sr else 0.0
-    if y.size == 0:
+        clips, starts, sr, duration, truncated = read_ffmpeg(path, policy)
+    except EmptyFileError:
+        if has_audio_signature(path):
+            raise  # a real container without audio frames
+        raise DecodeError("no decoder accepts the file: it is not audio, or it is damaged", path=str(path)) from None
+    except UnsupportedFormatError as exc:
+        if sndfile_error is None and (has_audio_signature(path) or "holds no audio" not in str(exc)):
+            raise  # e.g. a video without sound, 100 channels
+        why = f" (libsndfile: {sndfile_error})" if sndfile_error is not None else ""
+        raise DecodeError(f"no decoder accepts the file: it is not audio, or it is damaged{why}",
+                          path=str(path)) from None
+    if sum(c.size for c in clips) == 0:
         raise EmptyFileError("the file decodes to 0 samples", path=str(path))
-    if policy is None:
-        return [y], [0.0], sr, duration, truncated
-    spans = policy.starts(duration)
-    clips = [y[int(round(s * sr)): int(round(s * sr)) + int(round(length * sr))] for s, length in spans]
-    return clips, [s for s, _ in spans], sr, duration, truncated
+    return clips, starts, sr, duration, truncated
 
 
 def load(path: str | os.PathLike, *, sr: int | None = None) -> tuple[np.ndarray, int]:
     """Decode a whole file to mono float32, optionally resampled.
+
+    At most ``MAX_KEPT_SAMPLES`` samples are decoded (the start of a longer file).
 
     Parameters
     ----------
@@ -473,8 +333,8 @@ def load_windows(path: str | os.PathLike, *, policy: WindowPolicy, sr: int | Non
                  validate: bool = True) -> Windows:
     """Decode only what `policy` needs from a file and check it.
 
-    For libsndfile formats only the windows are read (a seek per window); other formats are
-    decoded whole and cut. With ``validate`` the windows are checked for non-finite samples,
+    Only the windows are decoded (a seek per window, or a stream up to the last window when the
+    file cannot seek or its length is unknown), whatever the header claims. With ``validate`` the windows are checked for non-finite samples,
     silence (``SILENCE_RMS_DBFS``) and a minimum duration (``MIN_DURATION_S``).
 
     Returns

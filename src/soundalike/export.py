@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_files
 from ._validation import check_option
 from .query import load_vectors
 from .errors import ParameterError, SoundalikeError
@@ -91,8 +92,8 @@ def export_vectors(store: Store, out: str | os.PathLike, *, format: str = "npz",
     if format == "parquet":
         pa, pq = _pyarrow()
     table = vector_table(store, backend=backend, layer=layer)
-    tmp = out.with_name(out.name + ".part")
-    try:
+    with atomic_files({"out": out}) as tmps:  # a full disk: one line, the old file kept
+        tmp = tmps["out"]
         if format == "npz":
             with open(tmp, "wb") as fh:
                 np.savez(fh, track_id=table.track_id, path=table.path, artist=table.artist, artist_id=table.artist_id,
@@ -105,9 +106,6 @@ def export_vectors(store: Store, out: str | os.PathLike, *, format: str = "npz",
             cols["vector"] = pa.FixedSizeListArray.from_arrays(flat, table.meta["dim"])
             schema_meta = {f"soundalike.{k}": str(v) for k, v in table.meta.items()}
             pq.write_table(pa.table(cols).replace_schema_metadata(schema_meta), tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return table
 
 

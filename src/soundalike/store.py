@@ -8,8 +8,9 @@ transaction across a process crash.
 Faults met in the field each become one :class:`StoreError` line, nothing committed is lost:
 a full disk (``SQLITE_FULL``: the batch in flight is rolled back, a rerun resumes), a database
 locked by another writer for longer than the busy timeout (``SOUNDALIKE_BUSY_TIMEOUT_S``, 30 s),
-and a read-only file or folder (the service opens the store ``mode=ro``, falling back to
-``immutable=1`` when SQLite cannot create the WAL's shared-memory file next to it).
+and a read-only file or folder (the service opens the store ``mode=ro``; where SQLite cannot
+create the WAL's shared-memory file next to it, ``_store_readonly`` opens it ``immutable=1``
+when its WAL is empty, or a private copy that keeps the WAL's commits, never a stale view).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,6 +34,7 @@ import numpy as np
 
 from ._lifecycle import remove_stale_temporaries
 from ._migrations import apply_migrations
+from ._store_readonly import open_on_readonly_storage
 from .errors import (
     DimensionMismatchError,
     ParameterError,
@@ -118,6 +121,7 @@ class Store:
     def __init__(self, path: str | os.PathLike, *, readonly: bool = False, busy_timeout_s: float | None = None) -> None:
         self.path = Path(path).expanduser()
         self.readonly = readonly
+        self._copy_dir: Path | None = None
         self._lock = threading.RLock()
         if busy_timeout_s is None:
             try:
@@ -165,9 +169,9 @@ class Store:
         except sqlite3.OperationalError as exc:
             if "unable to open" not in str(exc) and "readonly" not in str(exc) and "read-only" not in str(exc):
                 raise
-            # A WAL database on read-only storage: nobody can be writing it, read it as immutable.
-            log.info("%s: read-only storage (%s); opening it immutable", self.path, exc)
-            db = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+            # A WAL database on read-only storage: nobody can be writing it; its WAL's commits are
+            # kept (immutable=1 alone would ignore them), see _store_readonly.
+            db, self._copy_dir = open_on_readonly_storage(self.path)
         db.execute("PRAGMA foreign_keys=ON")
         return db
 
@@ -200,6 +204,9 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        if self._copy_dir is not None:  # the private copy of a read-only store with a WAL
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            self._copy_dir = None
 
     def __enter__(self) -> "Store":
         return self

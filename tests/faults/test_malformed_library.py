@@ -69,7 +69,7 @@ def build_library(root: Path) -> dict[str, str]:
         _cut(audio(f"Cut/cut.{ext}", noise(6, seed=6, amp=0.25), "truncated"), 0.6)
     # bad files
     raw("Bad/empty.wav", b"", "empty")
-    raw("Bad/random.flac", rng.bytes(20000), "empty")  # FFmpeg finds no frame: 0 samples
+    raw("Bad/random.flac", rng.bytes(20000), "decode")  # bytes no decoder accepts: decode, not empty
     raw("Bad/random.ogg", rng.bytes(20000), "decode")
     raw("Bad/text.mp3", b"this is not an mp3, just text\n" * 200, "decode")
     hdr = audio("Bad/damaged header.ogg", noise(3, seed=8), "decode")

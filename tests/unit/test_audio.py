@@ -164,13 +164,16 @@ def test_m4a_windows_are_read_by_seeking(tmp_path, monkeypatch):
     sr = 48000
     y = np.concatenate([tone(220, 20, sr=sr), tone(880, 20, sr=sr)])  # the middle 10 s straddles both
     p = _encode_with_av(tmp_path / "long.m4a", y, sr, "aac")
-    whole, whole_sr, cut = audio._read_ffmpeg(p)
+    from soundalike import audio_readers
+
+    (whole,), _, cut = audio_readers.stream_ffmpeg(p, [(0.0, 40.0)], sr)
+    whole_sr = sr
     assert cut == ""
 
-    def no_whole_file(path):
-        raise AssertionError("decoded the whole file")
+    def no_stream(*args):
+        raise AssertionError("decoded the file as a stream from its start")
 
-    monkeypatch.setattr(audio, "_read_ffmpeg", no_whole_file)
+    monkeypatch.setattr(audio_readers, "stream_ffmpeg", no_stream)
     win = load_windows(p, policy=WindowPolicy.parse("middle:10"))
     assert win.sample_rate == whole_sr and win.clips[0].size == 10 * sr
     start = int(round(win.starts_s[0] * sr))
