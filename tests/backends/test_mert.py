@@ -130,12 +130,31 @@ def test_bad_audio_is_refused():
         b.embed_layers(np.zeros((1, 100), np.float32))
 
 
-def test_bfloat16_agrees_with_float32(gen):
+@pytest.mark.parametrize("name", ["mert-v1-95m", "mert-v1-330m"])
+def test_bfloat16_agrees_with_float32(name, gen):
+    # CONTRACTS: half-precision paths agree with fp32 at cosine >= 0.999 (every layer, every clip)
     x = _audio(gen)
-    a = load_backend("mert-v1-95m", tiny=True).embed_layers(x).reshape(-1, 32)
-    b = load_backend("mert-v1-95m", tiny=True, dtype="bfloat16").embed_layers(x).reshape(-1, 32)
+    a = load_backend(name, tiny=True).embed_layers(x).reshape(-1, 32)
+    b = load_backend(name, tiny=True, dtype="bfloat16").embed_layers(x).reshape(-1, 32)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert (cos > 0.99).all(), cos.min()
+    assert (cos >= 0.999).all(), cos.min()
+
+
+def test_positional_convolution_runs_in_float32_under_cpu_autocast(gen):
+    # oneDNN's bf16 grouped conv1d (8 channels per group, kernel 16: the tiny layout) is wrong on
+    # the CPU; the guarded module gives the fp32 result under autocast, and keeps its state dict
+    import torch
+
+    b = load_backend("mert-v1-95m", tiny=True)
+    pos = b._model.encoder.pos_conv_embed
+    assert type(pos).__name__.startswith("Fp32OnCpu") and "conv.parametrizations.weight.original0" in pos.state_dict()
+    h = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 150, 32)).astype(np.float32))
+    with torch.inference_mode():
+        ref = pos(h)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = pos(h.bfloat16())
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-2, atol=1e-2)  # input rounded to bf16
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
