@@ -297,3 +297,17 @@ def test_full_size_95m_bin_and_safetensors(gen, tmp_path):
     for folder in ("bin", "st"):
         b = load_backend("mert-v1-95m", weights=tmp_path / folder)
         np.testing.assert_array_equal(b.embed_layers(x), expect)
+
+
+def test_accelerator_path_gives_the_cpu_path_vectors(gen):
+    # the accelerator path (PCM pinned a batch ahead, normalised on the device) forced on the CPU:
+    # several batches, several windows per clip, timestamps; CONTRACTS fp32 equality
+    x = gen.clips(SR, 12.0, n=5)
+    host = load_backend("mert-v1-95m", tiny=True, chunk_s=5, max_batch=2)
+    dev = load_backend("mert-v1-95m", tiny=True, chunk_s=5, max_batch=2)
+    assert host._device_front_end is False
+    dev._device_front_end = True
+    np.testing.assert_allclose(dev.embed_layers(x), host.embed_layers(x), rtol=1e-5, atol=1e-6)
+    (e1, t1), (e2, t2) = host.get_timestamp_embeddings(x), dev.get_timestamp_embeddings(x)
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_allclose(e2, e1, rtol=1e-5, atol=1e-6)

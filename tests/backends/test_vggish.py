@@ -253,3 +253,14 @@ def test_full_size_wrong_shapes_and_extra_keys(full_size_files, tmp_path, caplog
     torch.save(state, with_extra)
     with pytest.raises(WeightsError, match="wrong shape.*features.0.weight"):
         load_backend("vggish", weights=with_extra)
+
+
+def test_device_front_end_gives_the_numpy_front_end_vectors(gen):
+    # the accelerator path (PCM to the device, torch log-mel there) forced on the CPU
+    x = gen.clips(16000, 5.0, n=3)
+    b = load_backend("vggish", tiny=True, max_batch=8)  # several slices of clips
+    host = b.embed_layers(x)
+    e1, _ = b.get_timestamp_embeddings(x)
+    b._device_front_end = True
+    np.testing.assert_allclose(b.embed_layers(x), host, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.get_timestamp_embeddings(x)[0], e1, rtol=1e-5, atol=1e-6)

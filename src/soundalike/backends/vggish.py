@@ -194,7 +194,9 @@ class VGGish(Backend):
         hub's cache.
     device : {"auto", "cpu", "cuda", "cuda:N", ...}
         Where the network runs (``auto``: CUDA when present); it is moved there on first use,
-        not in the constructor; batches travel through pinned memory on CUDA.
+        not in the constructor; batches travel through pinned memory on CUDA. On an accelerator
+        the PCM is sent and the log-mel front end runs there too (``_torch_frontends``, the
+        same numbers as the numpy one, in float64).
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision of the network; outputs are float32.
     postprocess : bool, optional
@@ -277,6 +279,8 @@ class VGGish(Backend):
         self.n_layers = 1
         self.default_layer = 0
         self._on_device = False
+        # log-mel on the device (torch) on accelerators, with numpy on the host on the CPU
+        self._device_front_end = _torch_runtime.device_type(self.device) != "cpu"
 
     # --- identity ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -331,22 +335,36 @@ class VGGish(Backend):
 
         from . import _torch_runtime
 
-        examples = log_mel_examples(audio)
-        n_clips, n_ex = examples.shape[:2]
-        flat = torch.from_numpy(examples.reshape(n_clips * n_ex, 1, EXAMPLE_FRAMES, N_MELS))
         if not self._on_device:
             self._net.to(self.device)
             self._on_device = True
         dev_type = torch.device(self.device).type
+        autocast = torch.autocast(device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32")
+        n_clips = audio.shape[0]
+        n_ex = (1 + (audio.shape[1] - WINDOW) // HOP) // EXAMPLE_FRAMES
         outs = []
-        with torch.inference_mode(), torch.autocast(
-            device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32"
-        ):
-            # all examples of all clips go through the net together, in slices of max_batch
-            for start in range(0, flat.shape[0], self.max_batch):
-                part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
-                outs.append(self._net(part).float().cpu())
-        emb = torch.cat(outs).numpy()
+        if self._device_front_end:
+            from ._torch_frontends import vggish_log_mel_examples
+
+            # the PCM goes to the device and the log-mel is computed there, a few clips at a time
+            # (about max_batch examples, bounding the STFT's memory); outputs stay there until the end
+            per = max(1, self.max_batch // max(n_ex, 1))
+            with torch.inference_mode():
+                for start in range(0, n_clips, per):
+                    x = _torch_runtime.to_device(audio[start : start + per], self.device)
+                    ex = vggish_log_mel_examples(x).reshape(-1, 1, EXAMPLE_FRAMES, N_MELS)
+                    with autocast:
+                        outs.append(self._net(ex).float())
+            emb = torch.cat(outs).cpu().numpy()
+        else:
+            examples = log_mel_examples(audio)
+            flat = torch.from_numpy(examples.reshape(n_clips * n_ex, 1, EXAMPLE_FRAMES, N_MELS))
+            with torch.inference_mode(), autocast:
+                # all examples of all clips go through the net together, in slices of max_batch
+                for start in range(0, flat.shape[0], self.max_batch):
+                    part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
+                    outs.append(self._net(part).float().cpu())
+            emb = torch.cat(outs).numpy()
         if self.postprocess:
             assert self._pca is not None
             emb = postprocess_embeddings(emb, *self._pca)
