@@ -211,6 +211,8 @@ class VGGish(Backend):
         Seed of the random weights.
     max_batch : int
         Examples per forward pass (bounds memory; does not change the outputs).
+    compile : bool
+        Run the network through ``torch.compile`` (static shapes; not part of the model key).
     """
 
     sample_rate = SAMPLE_RATE
@@ -232,6 +234,7 @@ class VGGish(Backend):
         random_weights: bool = False,
         seed: int = 0,
         max_batch: int = 256,
+        compile: bool = False,
     ) -> None:
         from . import _vggish_net as net_mod
 
@@ -243,6 +246,7 @@ class VGGish(Backend):
         self.tiny = bool(tiny)
         self.seed = int(seed)
         self.max_batch = int(max_batch)
+        self.compile = bool(compile)
         if self.max_batch <= 0:
             raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}.")
         random = self.tiny or bool(random_weights)
@@ -337,6 +341,7 @@ class VGGish(Backend):
 
         if not self._on_device:
             self._net.to(self.device)
+            self._forward = _torch_runtime.compile_model(self._net) if self.compile else self._net
             self._on_device = True
         dev_type = torch.device(self.device).type
         autocast = torch.autocast(device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32")
@@ -354,7 +359,8 @@ class VGGish(Backend):
                     x = _torch_runtime.to_device(audio[start : start + per], self.device)
                     ex = vggish_log_mel_examples(x).reshape(-1, 1, EXAMPLE_FRAMES, N_MELS)
                     with autocast:
-                        outs.append(self._net(ex).float())
+                        for part in ex.split(self.max_batch):  # a clip longer than max_batch examples
+                            outs.append(self._forward(part).float())
             emb = torch.cat(outs).cpu().numpy()
         else:
             examples = log_mel_examples(audio)
@@ -363,7 +369,7 @@ class VGGish(Backend):
                 # all examples of all clips go through the net together, in slices of max_batch
                 for start in range(0, flat.shape[0], self.max_batch):
                     part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
-                    outs.append(self._net(part).float().cpu())
+                    outs.append(self._forward(part).float().cpu())
             emb = torch.cat(outs).numpy()
         if self.postprocess:
             assert self._pca is not None
