@@ -49,6 +49,7 @@ LOG_OFFSET = 0.01
 EXAMPLE_FRAMES = 96  # 0.96 s
 MIN_SAMPLES = WINDOW + (EXAMPLE_FRAMES - 1) * HOP  # 15600 samples = 0.975 s for one example
 QUANT_MIN, QUANT_MAX = -2.0, 2.0
+DEFAULT_MAX_BATCH = 256  # examples per forward pass
 
 MODEL_FILE = "vggish-10086976.pth"
 PCA_FILE = "vggish_pca_params-970ea276.pth"
@@ -209,8 +210,8 @@ class VGGish(Backend):
         layer (tests), ``random_weights`` keeps the full size (loader and speed tests).
     seed : int
         Seed of the random weights.
-    max_batch : int
-        Examples per forward pass (bounds memory; does not change the outputs).
+    max_batch : int or "auto"
+        Examples per forward pass (bounds memory; does not change the outputs); ``auto`` is 256.
     compile : bool
         Run the network through ``torch.compile`` (static shapes; not part of the model key).
     """
@@ -233,7 +234,7 @@ class VGGish(Backend):
         tiny: bool = False,
         random_weights: bool = False,
         seed: int = 0,
-        max_batch: int = 256,
+        max_batch: int | str = DEFAULT_MAX_BATCH,
         compile: bool = False,
     ) -> None:
         from . import _vggish_net as net_mod
@@ -245,10 +246,10 @@ class VGGish(Backend):
         self.final_relu = bool(final_relu)
         self.tiny = bool(tiny)
         self.seed = int(seed)
-        self.max_batch = int(max_batch)
+        batch = _torch_runtime.check_max_batch(max_batch)
+        # "auto" (as load_backend passes it to every torch backend): 256 examples, ~8 clips of 30 s
+        self.max_batch = DEFAULT_MAX_BATCH if batch == _torch_runtime.AUTO else int(batch)
         self.compile = bool(compile)
-        if self.max_batch <= 0:
-            raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}.")
         random = self.tiny or bool(random_weights)
         self._pca: tuple[np.ndarray, np.ndarray] | None = None
         if random:
