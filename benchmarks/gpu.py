@@ -6,12 +6,14 @@ and measures, per model and precision (fp32, bf16, then ``torch.compile`` last):
 
 - **end to end**: decoded PCM in host memory -> vectors in host memory, through the backend's
   own front end and batching, in calls of ``--group`` windows as ``embed`` makes them
-  (``pipeline.embed(batch_size=16)`` on an accelerator, one track per call on the CPU);
+  (``pipeline.embed(batch_size=16)`` on an accelerator, one track per call on the CPU), and on an
+  accelerator also in calls of 128 (README's ``--batch-size 128`` for a GPU; ``e2e_by_group``);
 - **network alone**: the front end's output already on the device, one batch of the size the
   backend chooses (MERT ``max_batch="auto"``: from free memory on CUDA, 1 on the CPU; VGGish 256
   examples; musicnn 32 patches), synchronised;
 - time to the first batch (model to the device and, for MERT, the batch-size probe included),
-  peak memory, bf16-vs-fp32 cosine (every layer, every clip compared), the device's name;
+  peak memory, bf16-vs-fp32 cosine (every layer, every clip compared), the device's name, the
+  host's process CPU seconds per clip (all threads: on a GPU, what feeding the device costs);
 - beside them the stock implementation: transformers' ``HubertModel`` with eager attention at
   fp32, batch 1, fed as MERT's model card does (``Wav2Vec2FeatureExtractor``, then
   ``torch.stack(hidden_states).mean(-2)``), where transformers is importable.
@@ -56,6 +58,8 @@ if str(REPO / "src") not in sys.path:
 #: windows per ``embed_with_companions`` call on an accelerator: ``pipeline.embed``'s default
 #: ``batch_size`` (tests/backends/test_gpu_benchmark.py checks that they agree)
 EMBED_GROUP = 16
+#: the group README.md recommends on a GPU (``embed --batch-size 128``), timed beside EMBED_GROUP
+README_GPU_GROUP = 128
 COMPILE_RESERVE_S = 240.0  # compiling MERT took minutes on an H100 (PERFORMANCE.md)
 RATES = {"mert-v1-95m": 24000, "mert-v1-330m": 24000, "vggish": 16000, "musicnn-msd": 16000}
 NEEDS = {"mert-v1-95m": ("torch", "transformers"), "mert-v1-330m": ("torch", "transformers"),
@@ -262,23 +266,31 @@ def run_row(model: str, mode: str, args, clips: list[np.ndarray], kept: dict) ->
     row["first_batch_s"] = round(time.perf_counter() - t1, 3)
     row["first_batch_from_build_s"] = round(time.perf_counter() - t0, 3)
     kept[(model, mode)] = out[0]
-    # end to end: whole calls of `group` windows until --row-s or --max-clips
-    n, t2, i = 0, time.perf_counter(), group
-    while True:
-        batch = np.stack([clips[(i + k) % len(clips)] for k in range(group)])  # embed stacks each call
-        end_to_end(b, model, batch, torch_fe)
-        n, i = n + group, i + group
-        if time.perf_counter() - t2 >= args.row_s or n >= args.max_clips:
-            break
-    e2e = time.perf_counter() - t2
-    row.update(e2e_clips=n, e2e_s=round(e2e, 3), e2e_clips_per_s=round(n / e2e, 3))
+    # end to end: whole calls of `group` windows until --row-s or --max-clips, per group size
+    row["e2e_by_group"] = {}
+    for g in [group, *args.more_groups]:
+        if g != group:
+            end_to_end(b, model, _take(clips, g), torch_fe)  # a new shape (cuDNN plans, compiled graph)
+        n, t2, c2, i = 0, time.perf_counter(), time.process_time(), g
+        while True:
+            batch = np.stack([clips[(i + k) % len(clips)] for k in range(g)])  # embed stacks each call
+            end_to_end(b, model, batch, torch_fe)
+            n, i = n + g, i + g
+            if time.perf_counter() - t2 >= (args.row_s if g == group else args.row_s / 2) or n >= args.max_clips:
+                break
+        e2e = time.perf_counter() - t2
+        row["e2e_by_group"][str(g)] = {"clips": n, "s": round(e2e, 3), "clips_per_s": round(n / e2e, 3),
+                                       "host_cpu_s_per_clip": round((time.process_time() - c2) / n, 4)}
+    first_g = row["e2e_by_group"][str(group)]
+    row.update(e2e_clips=first_g["clips"], e2e_s=first_g["s"], e2e_clips_per_s=first_g["clips_per_s"],
+               e2e_host_cpu_s_per_clip=first_g["host_cpu_s_per_clip"])
     # the network alone, on a device-resident batch of the backend's batch size
     fn, size, clips_per_pass = network_alone(b, model, clips)
     row.update(batch=size, batch_unit={"mert-v1-95m": "windows", "mert-v1-330m": "windows"}.get(model, "examples" if model == "vggish" else "patches"))
     with torch.inference_mode(), _autocast(b):
         fn()  # warm (a compiled graph for this shape, cuDNN plans)
         _sync(device)
-        passes, t3 = 0, time.perf_counter()
+        passes, t3, c3 = 0, time.perf_counter(), time.process_time()
         while True:
             fn()
             passes += 1
@@ -287,7 +299,8 @@ def run_row(model: str, mode: str, args, clips: list[np.ndarray], kept: dict) ->
                 break
     net = time.perf_counter() - t3
     row.update(net_clips=round(passes * clips_per_pass, 2), net_s=round(net, 3),
-               net_clips_per_s=round(passes * clips_per_pass / net, 3))
+               net_clips_per_s=round(passes * clips_per_pass / net, 3),
+               net_host_cpu_s_per_clip=round((time.process_time() - c3) / (passes * clips_per_pass), 4))
     peak, kind = _peak_mib(device)
     row.update(peak_mem_mib=round(peak, 1), peak_mem_kind=kind)
     _compare(model, mode, kept, row)
@@ -324,7 +337,7 @@ def _stock_row(model, args, clips, kept, row, cpu0) -> dict[str, Any]:
     vecs = [one(clips[0])]
     row["first_batch_s"] = round(time.perf_counter() - t1, 3)
     n_ref = kept.get((model, "fp32"), np.zeros((0,))).shape[0]
-    n, t2 = 0, time.perf_counter()
+    n, t2, c2 = 0, time.perf_counter(), time.process_time()
     while True:
         v = one(clips[(n + 1) % len(clips)])
         n += 1
@@ -333,7 +346,8 @@ def _stock_row(model, args, clips, kept, row, cpu0) -> dict[str, Any]:
         if time.perf_counter() - t2 >= args.row_s or n >= args.max_clips:
             break
     e2e = time.perf_counter() - t2
-    row.update(e2e_clips=n, e2e_s=round(e2e, 3), e2e_clips_per_s=round(n / e2e, 3))
+    row.update(e2e_clips=n, e2e_s=round(e2e, 3), e2e_clips_per_s=round(n / e2e, 3),
+               e2e_host_cpu_s_per_clip=round((time.process_time() - c2) / n, 4))
     peak, kind = _peak_mib(args.device)
     row.update(peak_mem_mib=round(peak, 1), peak_mem_kind=kind)
     ref = kept.get((model, "fp32"))
@@ -426,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=None, help="distinct synthetic clips per rate (default 32)")
     ap.add_argument("--group", type=int, default=None,
                     help=f"windows per embed call (default: {EMBED_GROUP} on an accelerator, 1 on the CPU, as embed)")
+    ap.add_argument("--more-groups", default=None,
+                    help=f"further group sizes timed end to end (default on an accelerator: {README_GPU_GROUP}, "
+                         "README's `--batch-size` for a GPU; none on the CPU)")
     ap.add_argument("--clip-s", type=float, default=None, help="clip length (default 30; smoke 3)")
     ap.add_argument("--models", default=",".join(RATES), help="comma-separated subset of " + ",".join(RATES))
     ap.add_argument("--modes", default="bf16,fp32,stock,compile", help="comma-separated subset of bf16,fp32,stock,compile")
@@ -461,10 +478,14 @@ def main(argv: list[str] | None = None) -> int:
     from soundalike.backends import _torch_runtime
 
     args.device = _torch_runtime.resolve_device(args.device)
+    on_cpu = _torch_runtime.device_type(args.device) == "cpu"
     if args.group is None:
-        args.group = 1 if _torch_runtime.device_type(args.device) == "cpu" else EMBED_GROUP
+        args.group = 1 if on_cpu else EMBED_GROUP
+    if args.more_groups is None:
+        args.more_groups = "" if on_cpu else str(README_GPU_GROUP)
+    args.more_groups = [int(g) for g in args.more_groups.split(",") if g.strip() and int(g) != args.group]
     doc["environment"] = environment(args.device)
-    doc["settings"] = {k: getattr(args, k) for k in ("device", "budget_s", "row_s", "max_clips", "pool", "group",
+    doc["settings"] = {k: getattr(args, k) for k in ("device", "budget_s", "row_s", "max_clips", "pool", "group", "more_groups",
                                                    "clip_s", "compile_backend")}
     save()
     models, modes = args.models.split(","), args.modes.split(",")

@@ -58,7 +58,7 @@ def _module():
 
 
 def test_smoke_runs_every_row_without_the_host_only_modules(tmp_path):
-    doc = _run(tmp_path)
+    doc = _run(tmp_path, "--more-groups", "2")
     gpu = _module()
     assert doc["skipped"] == [], doc["skipped"]
     assert [(r["model"], r["mode"]) for r in doc["rows"]] == [p for p in gpu.PLAN if p[1] != "stock" or "mert" in p[0]]
@@ -68,8 +68,10 @@ def test_smoke_runs_every_row_without_the_host_only_modules(tmp_path):
     for r in doc["rows"]:
         assert r["weights"] == "random" and r["e2e_clips"] >= 1 and r["e2e_clips_per_s"] > 0, r
         assert r["first_batch_s"] > 0 and r["peak_mem_mib"] > 0 and r["build_s"] >= 0, r
+        assert r["e2e_host_cpu_s_per_clip"] > 0, r
         if r["mode"] != "stock":
             assert r["net_clips_per_s"] > 0 and r["batch"] >= 1, r
+            assert set(r["e2e_by_group"]) == {"1", "2"} and r["e2e_by_group"]["2"]["clips"] >= 2, r
         if r["mode"] in ("bf16", "compile"):
             # CONTRACTS: half precision agrees with fp32 at cosine >= 0.999, every layer of every clip
             assert r[f"{r['mode']}_vs_fp32"]["cos_min"] >= 0.999, r
