@@ -311,3 +311,13 @@ def test_accelerator_path_gives_the_cpu_path_vectors(gen):
     (e1, t1), (e2, t2) = host.get_timestamp_embeddings(x), dev.get_timestamp_embeddings(x)
     np.testing.assert_array_equal(t1, t2)
     np.testing.assert_allclose(e2, e1, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_runs_through_sdpa_by_default_and_eager_agrees(gen):
+    # SDPA (flash/memory-efficient kernels on a GPU) is the default; eager is the reference
+    x = _audio(gen)
+    sdpa = load_backend("mert-v1-95m", tiny=True)
+    eager = load_backend("mert-v1-95m", tiny=True, attention="eager")
+    assert sdpa._model.config._attn_implementation == "sdpa"
+    assert eager._model.config._attn_implementation == "eager"
+    np.testing.assert_allclose(sdpa.embed_layers(x), eager.embed_layers(x), rtol=1e-4, atol=1e-5)
