@@ -13,7 +13,7 @@ HubertModel without ``trust_remote_code``. Checkpoint quirks handled here:
 
 One runtime guard: under CPU autocast (``dtype="bfloat16"`` on the CPU) the grouped positional
 convolution runs in float32 (:func:`guard_cpu_autocast`). oneDNN 3.12 (torch 2.13's CPU build)
-returns wrong bf16 results for grouped ``conv1d`` with 8 channels per group and kernel 16 (the
+returns wrong bf16 results for grouped ``conv1d`` with 8 (or 4) channels per group, kernel 16 (the
 tiny test layout: cosine 0.02 to fp32; mkldnn off or fp32 is right), the family of
 pytorch/pytorch#163347. The real layouts (48 and 64 channels per group) were right here, but the
 convolution is 2 % of the FLOPs, and CPU bf16 is opt-in, so it is never trusted to oneDNN's bf16.
