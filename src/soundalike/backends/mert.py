@@ -357,7 +357,7 @@ class _MertV1(Backend):
         A helper thread copies batch i + 1 into pinned memory while the device runs batch i;
         the copy to the device is asynchronous and normalisation runs there
         (``_torch_frontends.normalize_windows``); pooled statistics stay on the device until
-        the last batch, so the host never waits for the device in between.
+        the last batch, so no copy back to the host waits for the device in between.
         """
         import torch
 
