@@ -253,3 +253,27 @@ def test_full_size_wrong_shapes_and_extra_keys(full_size_files, tmp_path, caplog
     torch.save(state, with_extra)
     with pytest.raises(WeightsError, match="wrong shape.*features.0.weight"):
         load_backend("vggish", weights=with_extra)
+
+
+def test_device_front_end_gives_the_numpy_front_end_vectors(gen):
+    # the accelerator path (PCM to the device, torch log-mel there) forced on the CPU
+    x = gen.clips(16000, 5.0, n=3)
+    b = load_backend("vggish", tiny=True, max_batch=8)  # several slices of clips
+    host = b.embed_layers(x)
+    e1, _ = b.get_timestamp_embeddings(x)
+    b._device_front_end = True
+    np.testing.assert_allclose(b.embed_layers(x), host, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.get_timestamp_embeddings(x)[0], e1, rtol=1e-5, atol=1e-6)
+
+
+def test_runtime_options_change_speed_not_vectors(gen):
+    # load_backend passes max_batch="auto" and compile=True to every torch backend
+    x = gen.clips(16000, 2.0, n=2)
+    ref = load_backend("vggish", tiny=True)
+    auto = load_backend("vggish", tiny=True, max_batch="auto")
+    assert auto.max_batch == vg.DEFAULT_MAX_BATCH and auto.model_key == ref.model_key
+    compiled = load_backend("vggish", tiny=True, compile=True, max_batch=3)
+    assert compiled.model_key == ref.model_key
+    np.testing.assert_allclose(compiled.embed_layers(x), ref.embed_layers(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ParameterError, match="max_batch"):
+        load_backend("vggish", tiny=True, max_batch=0)

@@ -10,6 +10,13 @@ HubertModel without ``trust_remote_code``. Checkpoint quirks handled here:
 - ``masked_spec_embed`` (training-time masking) and pre-training heads (``final_proj``,
   ``label_embs_concat``, ...) are dropped with one log line; any missing tensor is an error;
 - keys may carry a prefix (``mert_model.``, ``model.``, ``hubert.``), which is removed.
+
+One runtime guard: under CPU autocast (``dtype="bfloat16"`` on the CPU) the grouped positional
+convolution runs in float32 (:func:`guard_cpu_autocast`). oneDNN 3.12 (torch 2.13's CPU build)
+returns wrong bf16 results for grouped ``conv1d`` with 8 (or 4) channels per group, kernel 16 (the
+tiny test layout: cosine 0.02 to fp32; mkldnn off or fp32 is right), the family of
+pytorch/pytorch#163347. The real layouts (48 and 64 channels per group) were right here, but the
+convolution is 2 % of the FLOPs, and CPU bf16 is opt-in, so it is never trusted to oneDNN's bf16.
 """
 
 from __future__ import annotations
@@ -177,7 +184,33 @@ def build_random(mert_cfg: dict[str, Any], *, seed: int = 0, attention: str = "s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HubertModel(hubert_config(mert_cfg, attention=attention))
-    return model.eval()
+    return guard_cpu_autocast(model.eval())
+
+
+_GUARDED: dict[type, type] = {}
+
+
+def guard_cpu_autocast(model):
+    """Run `model`'s positional convolution in float32 under CPU autocast (see the module docstring).
+
+    The module's class is swapped for a subclass (same parameters and state dict keys, so
+    checkpoints, ``deepcopy`` and ``torch.compile`` see the same module); on accelerators and in
+    float32 its forward is the original one.
+    """
+    pos = model.encoder.pos_conv_embed
+    base = type(pos)
+    if base not in _GUARDED.values():
+        if base not in _GUARDED:
+
+            def forward(self, hidden_states):
+                if hidden_states.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+                    with torch.autocast("cpu", enabled=False):
+                        return base.forward(self, hidden_states.float())
+                return base.forward(self, hidden_states)
+
+            _GUARDED[base] = type(f"Fp32OnCpu{base.__name__}", (base,), {"forward": forward, "__module__": __name__})
+        pos.__class__ = _GUARDED[base]
+    return model
 
 
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -266,7 +299,7 @@ def load_pretrained(config_path: str | Path, weights_path: str | Path, *, attent
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:  # a tensor that is neither a parameter in the file nor a persistent buffer
         raise WeightsError(f"MERT model from {str(weights_path)!r} has uninitialised tensors: {', '.join(leftover[:5])}.")
-    return model.eval(), mert_cfg, dropped
+    return guard_cpu_autocast(model.eval()), mert_cfg, dropped
 
 
 def export_checkpoint(model, *, weight_norm_gv: bool = True, extra: dict[str, torch.Tensor] | None = None):

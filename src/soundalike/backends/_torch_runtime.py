@@ -29,6 +29,7 @@ __all__ = [
     "choose_batch_size",
     "check_max_batch",
     "compile_model",
+    "device_type",
     "measure_batch_size",
     "resolve_device",
     "to_device",
@@ -89,6 +90,11 @@ def resolve_device(device: str) -> str:
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise BackendUnavailable(f"device {device!r} is not available on this machine; use cpu or auto.")
     return device
+
+
+def device_type(device: str) -> str:
+    """``"cuda"`` for ``"cuda:1"``, ``"cpu"`` for ``"cpu"``: the kind of a resolved device string."""
+    return str(device).split(":", 1)[0]
 
 
 def choose_batch_size(free_bytes: int, per_item_bytes: int, *, headroom: float = MEMORY_HEADROOM,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -139,7 +140,9 @@ class _MertV1(Backend):
         files); else ``$SOUNDALIKE_WEIGHTS_DIR/<variant>/`` or the Hugging Face cache.
     device : {"auto", "cpu", "cuda", "cuda:N", ...}
         ``auto`` takes CUDA when present. The model moves there on first use (the constructor
-        does not touch the GPU); batches travel through pinned memory.
+        does not touch the GPU). On an accelerator the raw PCM travels through pinned memory,
+        one batch ahead of the model, and is normalised on the device; the CPU path
+        normalises on the host.
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision; outputs are float32. On a GPU use ``bfloat16`` (PERFORMANCE.md:
         2x fp32's throughput on an H100); on the CPU keep ``float32`` (bf16 measured slower on
@@ -244,6 +247,8 @@ class _MertV1(Backend):
         self._kernels = tuple(self._model.config.conv_kernel)
         self._strides = tuple(self._model.config.conv_stride)
         self._forward = None  # the model on its device (compiled when asked), set on first use
+        # on accelerators the windows are normalised on the device, from pinned host memory
+        self._device_front_end = _torch_runtime.device_type(self.device) != "cpu"
 
     # --- identity ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -274,15 +279,17 @@ class _MertV1(Backend):
         return hint[0].upper() + hint[1:]
 
     # --- inference -----------------------------------------------------------------------
-    def _windows(self, audio: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """(n_clips * n_windows, win) normalised windows and the start samples."""
+    def _windows(self, audio: np.ndarray, hop_s: float | None = None) -> tuple[np.ndarray, list[int]]:
+        """(n_clips * n_windows, win) windows, not yet normalised, and the start samples."""
         n_clips, n = audio.shape
         win = self.chunk_s * SAMPLE_RATE
-        hop = max(1, int(round(win * (1.0 - self.overlap))))
+        hop = max(1, int(round(win * (1.0 - self.overlap)))) if hop_s is None else int(hop_s * SAMPLE_RATE)
         starts = window_starts(n, win, hop)
         length = min(win, n)
+        if len(starts) == 1:  # the whole clip is the window (30 s clips): no copy
+            return audio[:, :length], starts
         chunks = np.stack([audio[:, s : s + length] for s in starts], axis=1)  # (n_clips, n_win, length)
-        return normalize_chunks(chunks.reshape(-1, length)), starts
+        return chunks.reshape(-1, length), starts
 
     def _prepare(self, audio: np.ndarray) -> np.ndarray:
         audio = check_audio(audio)
@@ -321,11 +328,15 @@ class _MertV1(Backend):
                               enabled=self.dtype != "float32")
 
     def _run(self, windows: np.ndarray, *, keep_layer: int | None = None):
+        """Pooled statistics (and the frames of `keep_layer`) of raw windows of one length."""
         import torch
 
         from . import _mert_net, _torch_runtime
 
         model = self._ready(windows.shape[1])
+        if self._device_front_end:
+            return self._run_on_device(model, windows, keep_layer)
+        windows = normalize_chunks(windows)
         means, sqs, frames = [], [], []
         with torch.inference_mode(), self._autocast():
             for start in range(0, windows.shape[0], self.max_batch):
@@ -337,6 +348,44 @@ class _MertV1(Backend):
                     frames.append(fr.cpu())
         mean = torch.cat(means).numpy()
         sq = torch.cat(sqs).numpy()
+        fr_all = torch.cat(frames).numpy() if frames else None
+        return mean, sq, fr_all
+
+    def _run_on_device(self, model, windows: np.ndarray, keep_layer: int | None):
+        """The accelerator path: the host only copies PCM, the device does the rest.
+
+        A helper thread copies batch i + 1 into pinned memory while the device runs batch i;
+        the copy to the device is asynchronous and normalisation runs there
+        (``_torch_frontends.normalize_windows``); pooled statistics stay on the device until
+        the last batch, so no copy back to the host waits for the device in between.
+        """
+        import torch
+
+        from . import _mert_net, _torch_frontends, _torch_runtime
+
+        n, step = windows.shape[0], int(self.max_batch)
+        pin = _torch_runtime.device_type(self.device) == "cuda"
+
+        def host_batch(start: int):
+            t = torch.from_numpy(np.ascontiguousarray(windows[start : start + step], dtype=np.float32))
+            return t.pin_memory() if pin else t
+
+        means, sqs, frames = [], [], []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mert-pin") as pool, torch.inference_mode():
+            ahead = pool.submit(host_batch, 0)
+            for start in range(0, n, step):
+                host = ahead.result()
+                if start + step < n:
+                    ahead = pool.submit(host_batch, start + step)
+                x = _torch_frontends.normalize_windows(host.to(self.device, non_blocking=pin))
+                with self._autocast():
+                    m, sq, fr = _mert_net.pooled_hidden_states(model, x, keep_layer=keep_layer)
+                means.append(m)
+                sqs.append(sq)
+                if fr is not None:  # frames are large (6.9 MB per 30 s window): to the host at once
+                    frames.append(fr.cpu())
+        mean = torch.cat(means).cpu().numpy()
+        sq = torch.cat(sqs).cpu().numpy()
         fr_all = torch.cat(frames).numpy() if frames else None
         return mean, sq, fr_all
 
@@ -375,12 +424,9 @@ class _MertV1(Backend):
         times_ms : np.ndarray [shape=(n_clips, n_frames), dtype=float32]
         """
         audio = self._prepare(audio)
-        n_clips, n = audio.shape
-        win = self.chunk_s * SAMPLE_RATE
-        starts = window_starts(n, win, win)
-        length = min(win, n)
-        chunks = np.stack([audio[:, s : s + length] for s in starts], axis=1).reshape(-1, length)
-        _, _, frames = self._run(normalize_chunks(chunks), keep_layer=self.default_layer)
+        n_clips = audio.shape[0]
+        chunks, starts = self._windows(audio, hop_s=self.chunk_s)
+        _, _, frames = self._run(chunks, keep_layer=self.default_layer)
         n_fr = frames.shape[1]
         frames = frames.reshape(n_clips, len(starts), n_fr, -1)
         centre = (np.arange(n_fr) * FRAME_HOP + FRAME_FIELD / 2.0) / SAMPLE_RATE * 1000.0

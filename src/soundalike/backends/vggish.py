@@ -49,6 +49,7 @@ LOG_OFFSET = 0.01
 EXAMPLE_FRAMES = 96  # 0.96 s
 MIN_SAMPLES = WINDOW + (EXAMPLE_FRAMES - 1) * HOP  # 15600 samples = 0.975 s for one example
 QUANT_MIN, QUANT_MAX = -2.0, 2.0
+DEFAULT_MAX_BATCH = 256  # examples per forward pass
 
 MODEL_FILE = "vggish-10086976.pth"
 PCA_FILE = "vggish_pca_params-970ea276.pth"
@@ -194,7 +195,9 @@ class VGGish(Backend):
         hub's cache.
     device : {"auto", "cpu", "cuda", "cuda:N", ...}
         Where the network runs (``auto``: CUDA when present); it is moved there on first use,
-        not in the constructor; batches travel through pinned memory on CUDA.
+        not in the constructor; batches travel through pinned memory on CUDA. On an accelerator
+        the PCM is sent and the log-mel front end runs there too (``_torch_frontends``, the
+        same numbers as the numpy one, in float64).
     dtype : {"float32", "bfloat16", "float16"}
         Autocast precision of the network; outputs are float32.
     postprocess : bool, optional
@@ -207,8 +210,10 @@ class VGGish(Backend):
         layer (tests), ``random_weights`` keeps the full size (loader and speed tests).
     seed : int
         Seed of the random weights.
-    max_batch : int
-        Examples per forward pass (bounds memory; does not change the outputs).
+    max_batch : int or "auto"
+        Examples per forward pass (bounds memory; does not change the outputs); ``auto`` is 256.
+    compile : bool
+        Run the network through ``torch.compile`` (static shapes; not part of the model key).
     """
 
     sample_rate = SAMPLE_RATE
@@ -229,7 +234,8 @@ class VGGish(Backend):
         tiny: bool = False,
         random_weights: bool = False,
         seed: int = 0,
-        max_batch: int = 256,
+        max_batch: int | str = DEFAULT_MAX_BATCH,
+        compile: bool = False,
     ) -> None:
         from . import _vggish_net as net_mod
 
@@ -240,9 +246,10 @@ class VGGish(Backend):
         self.final_relu = bool(final_relu)
         self.tiny = bool(tiny)
         self.seed = int(seed)
-        self.max_batch = int(max_batch)
-        if self.max_batch <= 0:
-            raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}.")
+        batch = _torch_runtime.check_max_batch(max_batch)
+        # "auto" (as load_backend passes it to every torch backend): 256 examples, ~8 clips of 30 s
+        self.max_batch = DEFAULT_MAX_BATCH if batch == _torch_runtime.AUTO else int(batch)
+        self.compile = bool(compile)
         random = self.tiny or bool(random_weights)
         self._pca: tuple[np.ndarray, np.ndarray] | None = None
         if random:
@@ -277,6 +284,8 @@ class VGGish(Backend):
         self.n_layers = 1
         self.default_layer = 0
         self._on_device = False
+        # log-mel on the device (torch) on accelerators, with numpy on the host on the CPU
+        self._device_front_end = _torch_runtime.device_type(self.device) != "cpu"
 
     # --- identity ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -331,22 +340,38 @@ class VGGish(Backend):
 
         from . import _torch_runtime
 
-        examples = log_mel_examples(audio)
-        n_clips, n_ex = examples.shape[:2]
-        flat = torch.from_numpy(examples.reshape(n_clips * n_ex, 1, EXAMPLE_FRAMES, N_MELS))
         if not self._on_device:
             self._net.to(self.device)
+            self._forward = _torch_runtime.compile_model(self._net) if self.compile else self._net
             self._on_device = True
         dev_type = torch.device(self.device).type
+        autocast = torch.autocast(device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32")
+        n_clips = audio.shape[0]
+        n_ex = (1 + (audio.shape[1] - WINDOW) // HOP) // EXAMPLE_FRAMES
         outs = []
-        with torch.inference_mode(), torch.autocast(
-            device_type=dev_type, dtype=getattr(torch, self.dtype), enabled=self.dtype != "float32"
-        ):
-            # all examples of all clips go through the net together, in slices of max_batch
-            for start in range(0, flat.shape[0], self.max_batch):
-                part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
-                outs.append(self._net(part).float().cpu())
-        emb = torch.cat(outs).numpy()
+        if self._device_front_end:
+            from ._torch_frontends import vggish_log_mel_examples
+
+            # the PCM goes to the device and the log-mel is computed there, a few clips at a time
+            # (about max_batch examples, bounding the STFT's memory); outputs stay there until the end
+            per = max(1, self.max_batch // max(n_ex, 1))
+            with torch.inference_mode():
+                for start in range(0, n_clips, per):
+                    x = _torch_runtime.to_device(audio[start : start + per], self.device)
+                    ex = vggish_log_mel_examples(x).reshape(-1, 1, EXAMPLE_FRAMES, N_MELS)
+                    with autocast:
+                        for part in ex.split(self.max_batch):  # a clip longer than max_batch examples
+                            outs.append(self._forward(part).float())
+            emb = torch.cat(outs).cpu().numpy()
+        else:
+            examples = log_mel_examples(audio)
+            flat = torch.from_numpy(examples.reshape(n_clips * n_ex, 1, EXAMPLE_FRAMES, N_MELS))
+            with torch.inference_mode(), autocast:
+                # all examples of all clips go through the net together, in slices of max_batch
+                for start in range(0, flat.shape[0], self.max_batch):
+                    part = _torch_runtime.to_device(flat[start : start + self.max_batch].numpy(), self.device)
+                    outs.append(self._forward(part).float().cpu())
+            emb = torch.cat(outs).numpy()
         if self.postprocess:
             assert self._pca is not None
             emb = postprocess_embeddings(emb, *self._pca)
