@@ -37,9 +37,10 @@ from .analysis import AnalysisSummary, Folder, analyse
 from .analysis.executors import Executor
 from .audio import AUDIO_EXTENSIONS, WindowPolicy
 from .backends.base import Backend
+from .errors import ParameterError
 from .store import Store
 
-__all__ = ["WatchOptions", "WatchEvent", "LibraryWatcher", "scan_stats"]
+__all__ = ["WatchOptions", "WatchEvent", "LibraryWatcher", "scan_stats", "require_watchfiles"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,14 @@ class WatchEvent:
     paths: list[str] = field(default_factory=list)
     summary: AnalysisSummary | None = None
     message: str = ""
+
+
+def require_watchfiles() -> None:
+    """Raise a clear error when the ``watch`` extra is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("watchfiles") is None:
+        raise ParameterError('Following a folder needs watchfiles: pip install -c constraints.txt -e ".[watch]".')
 
 
 def _is_audio(path: str) -> bool:
@@ -245,6 +254,7 @@ class LibraryWatcher:
     def run(self, stop: threading.Event | None = None, *, catch_up: bool = True) -> None:
         """Watch until `stop` is set (or Ctrl-C): catch up, then follow events and rescans."""
         stop = stop or threading.Event()
+        require_watchfiles()
         if catch_up:
             self.catch_up()
         while not stop.is_set():

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from tests.ci_support import import_or_skip
+
 from soundalike.library import file_sha256
 from tests.serve.conftest import SR, _chirp, _tone
 
@@ -45,6 +47,7 @@ def _wait(cond, seconds: float) -> float:
 
 
 def test_watching_service_answers_new_tracks_and_drops_deleted(tmp_path):
+    import_or_skip("watchfiles")
     from fastapi.testclient import TestClient
 
     from soundalike.serve import Settings, create_app
@@ -78,6 +81,7 @@ def _children(pid: int) -> list[int]:
 def test_watch_command_stopped_keeps_what_was_committed(tmp_path, sig):
     from soundalike.store import Store
 
+    import_or_skip("watchfiles")
     root, db = _library(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "soundalike", "watch", str(root), "--db", str(db), "-b", "descriptors",

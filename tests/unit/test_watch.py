@@ -11,6 +11,8 @@ import time
 import numpy as np
 import soundfile as sf
 
+from tests.ci_support import import_or_skip
+
 from soundalike.library import file_sha256
 from soundalike.watch import LibraryWatcher, WatchOptions
 from tests.conftest import SR, tone
@@ -145,6 +147,7 @@ def test_calibrators_refresh_after_enough_changes(small_library, store):
 
 
 def test_run_follows_file_events_until_stopped(small_library, store):
+    import_or_skip("watchfiles")
     w, _, events = _watcher(store, small_library, tick_s=0.1)
     stop = threading.Event()
     t = threading.Thread(target=w.run, args=(stop,))

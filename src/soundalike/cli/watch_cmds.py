@@ -50,8 +50,9 @@ def register(app: typer.Typer) -> None:
         from ..analysis import default_backend_names, executor_for
         from ..audio import WindowPolicy
         from ..backends import load_backend
-        from ..watch import LibraryWatcher, WatchOptions
+        from ..watch import LibraryWatcher, WatchOptions, require_watchfiles
 
+        require_watchfiles()
         if not library.expanduser().is_dir():
             raise typer.BadParameter(f"{library} is not a folder.", param_hint="LIBRARY")
         names = split_list(backend) or default_backend_names(

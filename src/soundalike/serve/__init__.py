@@ -67,8 +67,10 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
 
         watching = None
         if settings.watch:  # the watcher is the store's one writer; its commits trigger the reload
+            from ..watch import require_watchfiles
             from .watching import start_watching
 
+            require_watchfiles()  # fails the start-up with a clear line rather than a silent thread
             watching = start_watching(settings, state.models, settle_s=settings.watch_settle_s,
                                       rescan_s=settings.watch_rescan_s)
         trigger = watching.trigger if watching else None
