@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -73,6 +74,7 @@ def main() -> None:
     cpu = [float(x) for x in open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]]
     proc.send_signal(signal.SIGINT)
     proc.wait(120)
+    shutil.rmtree(base)
     print(json.dumps({"n": a.n, "committed": n, "clip_s": a.seconds, "backend": a.backend,
                       "weights": backend_class(a.backend).status().status, "drop_s": round(t_dropped, 2),
                       "seconds_to_all_committed": round(took, 1), "files_per_s": round(n / took, 1),

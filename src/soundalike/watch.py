@@ -257,11 +257,16 @@ class LibraryWatcher:
         require_watchfiles()
         if catch_up:
             self.catch_up()
+        missing = False
         while not stop.is_set():
-            if not os.path.isdir(self.root):  # nothing to watch: look again at each rescan tick
+            if not os.path.isdir(self.root):  # nothing to watch: look again every few seconds
                 self._refuse(f"library root {self.root} is missing (unmounted?): nothing pruned")
-                stop.wait(max(self.opts.tick_s, min(self.opts.rescan_s or 5.0, 5.0)))
+                missing = True
+                stop.wait(max(self.opts.tick_s, 5.0))
                 continue
+            if missing:  # back (remounted): what changed meanwhile sent no events
+                missing = False
+                self.rescan()
             try:
                 self._follow(stop)
             except (OSError, RuntimeError) as exc:  # root gone, inotify limit reached: rescans carry on
