@@ -53,11 +53,14 @@ def test_watching_service_answers_new_tracks_and_drops_deleted(tmp_path):
     from soundalike.serve import Settings, create_app
 
     root, db = _library(tmp_path)
-    settings = Settings(db=db, library_root=root, watch=True, watch_settle_s=0.5, reload_interval_s=30.0)
+    settings = Settings(db=db, library_root=root, watch=True, watch_settle_s=0.5, reload_interval_s=30.0,
+                        api_token="tok")
     gone = root / "Low" / "t0.wav"
     gone_id = file_sha256(gone)
     with TestClient(create_app(settings)) as client:
         assert client.get("/api/health").json()["n_tracks"] == 6
+        r = client.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"})
+        assert r.status_code == 409 and "watched" in r.json()["error"]["message"]  # one writer: the watcher
         (root / "New").mkdir()
         new = root / "New" / "fresh.wav"
         sf.write(str(tmp_path / "fresh.wav"), _tone(440, 3, 9), SR)
