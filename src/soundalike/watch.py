@@ -116,10 +116,10 @@ def _stat(path: str) -> Stat | None:
 
 
 def scan_stats(root: str | os.PathLike) -> dict[str, Stat]:
-    """``{path: (size, mtime_ns)}`` of every audio file under `root` (hidden files skipped)."""
+    """``{path: (size, mtime_ns)}`` of every audio file under `root` (hidden files skipped, as
+    :func:`~soundalike.library.scan` does)."""
     out: dict[str, Stat] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             p = os.path.join(dirpath, name)
             if _is_audio(p):
