@@ -76,19 +76,21 @@ def test_watching_service_answers_new_tracks_and_drops_deleted(tmp_path):
 
 
 def _children(pid: int) -> list[int]:
+    """Every descendant of `pid` (worker pools start theirs from a forkserver)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+    kids = [int(x) for x in out.split()]
+    return kids + [g for k in kids for g in _children(k)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_watch_command_stopped_keeps_what_was_committed(tmp_path, sig):
+@pytest.mark.parametrize("sig,jobs", [(signal.SIGINT, 1), (signal.SIGKILL, 1), (signal.SIGKILL, 2)])
+def test_watch_command_stopped_keeps_what_was_committed(tmp_path, sig, jobs):
     from soundalike.store import Store
 
     import_or_skip("watchfiles")
     root, db = _library(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "soundalike", "watch", str(root), "--db", str(db), "-b", "descriptors",
-                             "--settle", "0.3"], env=env, stderr=subprocess.PIPE, text=True)
+                             "--settle", "0.3", "--jobs", str(jobs)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         new = root / "Low" / "t9.wav"
         line = proc.stderr.readline()
@@ -110,8 +112,15 @@ def test_watch_command_stopped_keeps_what_was_committed(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
     assert rc == (130 if sig == signal.SIGINT else -9)
-    time.sleep(0.5)
-    alive = [k for k in kids if os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+    if jobs > 1:
+        assert kids, "the worker processes were not found"
+    deadline = time.monotonic() + 10  # orphaned workers notice their parent's death within moments
+    while True:
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}")
+                 and open(f"/proc/{k}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert not alive, f"left running: {alive}"
     with Store(db) as s:  # the store opens writable and holds the committed track with its vectors
         tid = {t.path: t.track_id for t in s.tracks()}[str(new)]
