@@ -69,6 +69,7 @@ def test_watching_service_answers_new_tracks_and_drops_deleted(tmp_path):
         # answered: its similar tracks come from its stored vectors
         took = _wait(lambda: client.get(f"/api/tracks/{tid}/similar", params={"k": 3}).status_code == 200, 30)
         assert took < 30
+        print(f"copied-in file answered after {took:.1f} s")
         assert len(client.get(f"/api/tracks/{tid}/similar", params={"k": 3}).json()["neighbours"]) == 3
         gone.unlink()
         _wait(lambda: client.get(f"/api/tracks/{gone_id}").status_code == 404, 30)
