@@ -69,7 +69,10 @@ def scan_into(store: Store, source: Folder, summary: RunSummary) -> tuple[list[T
     Returns the records still to validate, the scan, and how many were stored here (counted as
     ``cached`` in `summary`, which also gets the scan's failures).
     """
-    result = scan(source.root, manifest=source.manifest)
+    if source.paths is not None and source.manifest is None:
+        result = _scan_paths(source.root, source.paths)  # a watcher's batch: no walk of the whole library
+    else:
+        result = scan(source.root, manifest=source.manifest)
     if source.paths is not None:
         wanted = {_norm(p) for p in source.paths}
         result = ScanResult([r for r in result.tracks if _norm(r.path) in wanted],
@@ -100,6 +103,19 @@ def scan_into(store: Store, source: Folder, summary: RunSummary) -> tuple[list[T
             summary.cached += 1
             n += 1
     return todo, result, n
+
+
+def _scan_paths(root: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> ScanResult:
+    """The scan of only `paths` under `root` (tags read as :func:`~soundalike.library.scan` does)."""
+    from ..audio import AUDIO_EXTENSIONS
+    from ..library import _from_tags
+
+    rootp = Path(root).expanduser().resolve()
+    tracks = []
+    for p in sorted({Path(_norm(p)) for p in paths}):
+        if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".") and p.is_file():
+            tracks.append(_from_tags(p, rootp))
+    return ScanResult(tracks, [])
 
 
 def add_record(store: Store, rec: TrackRecord, track_id: str, *, duration_s: float | None = None, db=None) -> str:

@@ -49,7 +49,7 @@ query_cmds.register(app)
 # Optional command groups written in their own modules register themselves when present.
 for _mod in ("soundalike.cli.analysis_cmds", "soundalike.cli.eval_cmds", "soundalike.cli.serve_cmds",
              "soundalike.cli.enrich_cmds", "soundalike.cli.scale_cmds", "soundalike.cli.models_cmds",
-             "soundalike.cli.player_cmds"):
+             "soundalike.cli.player_cmds", "soundalike.cli.watch_cmds"):
     try:
         __import__(_mod, fromlist=["register"]).register(app)
     except ModuleNotFoundError as _exc:

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         library: Annotated[Optional[Path], typer.Option("--library", help="Folder that POST /api/admin/rescan ingests.")] = None,
         manifest: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest the rescan ingests with.")] = None,
         max_upload_mb: Annotated[Optional[float], typer.Option("--max-upload-mb", min=0.001, help="Upload cap (default 20).")] = None,
+        watch: Annotated[bool, typer.Option("--watch", help="Follow --library: new, changed, moved and deleted files are analysed and served at once.")] = False,
         get: Annotated[Optional[str], typer.Option("--get", help="Answer one GET (e.g. /api/health) on stdout and exit.")] = None,
     ) -> None:
         """Serve the library: JSON API (/api, docs at /docs), the map page (/), Subsonic (/rest).
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         settings = Settings.from_env(
             db, backend=backend, calibration=calibration, library_root=library, library_manifest=manifest,
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None, watch=watch or None,
         )
         if not settings.db.exists():
             raise typer.BadParameter(f"{settings.db} does not exist; build it with `soundalike run` or `soundalike ingest`.",

@@ -65,10 +65,22 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
                  ", ".join(state.backends) or "none")
         from .reloader import follow_store
 
-        follower = asyncio.create_task(follow_store(app, settings.reload_interval_s)) if settings.reload_interval_s > 0 else None
+        watching = None
+        if settings.watch:  # the watcher is the store's one writer; its commits trigger the reload
+            from ..watch import require_watchfiles
+            from .watching import start_watching
+
+            require_watchfiles()  # fails the start-up with a clear line rather than a silent thread
+            watching = start_watching(settings, state.models, settle_s=settings.watch_settle_s,
+                                      rescan_s=settings.watch_rescan_s)
+        trigger = watching.trigger if watching else None
+        follower = (asyncio.create_task(follow_store(app, settings.reload_interval_s, trigger=trigger))
+                    if settings.reload_interval_s > 0 or trigger else None)
         try:
             yield
         finally:
+            if watching is not None:
+                await asyncio.to_thread(watching.stop)
             if follower is not None:
                 follower.cancel()
             app.state.library.store.close()

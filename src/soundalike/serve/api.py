@@ -233,6 +233,8 @@ def rescan(request: Request) -> dict:
     root = st.settings.library_root
     if root is None:
         raise ApiError(409, "Conflict", "No library folder configured; set SOUNDALIKE_LIBRARY_ROOT (or serve --library).")
+    if st.settings.watch:  # the watcher is the store's one writer
+        raise ApiError(409, "Conflict", "The library is watched (serve --watch): its changes are analysed as they happen.")
     app = request.app
     if getattr(app.state, "rescan_thread", None) is not None and app.state.rescan_thread.is_alive():
         raise ApiError(409, "Conflict", "A rescan is already running; wait for it to finish.")

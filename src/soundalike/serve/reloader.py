@@ -25,22 +25,43 @@ def data_version(state) -> int:
     return int(state.store.execute("PRAGMA data_version").fetchone()[0])
 
 
-async def follow_store(app: FastAPI, interval_s: float) -> None:
-    """Reload ``app.state.library`` when its store changed; runs until cancelled."""
+async def _wait(interval_s: float, trigger: asyncio.Event | None) -> bool:
+    """Sleep one interval, or less when `trigger` is set first; True when triggered."""
+    if trigger is None:
+        await asyncio.sleep(interval_s)
+        return False
+    try:
+        await asyncio.wait_for(trigger.wait(), interval_s if interval_s > 0 else None)
+    except asyncio.TimeoutError:
+        return False
+    trigger.clear()
+    return True
+
+
+async def follow_store(app: FastAPI, interval_s: float, *, trigger: asyncio.Event | None = None) -> None:
+    """Reload ``app.state.library`` when its store changed; runs until cancelled.
+
+    `trigger` (set by the service's own watcher after each commit) reloads at once, without
+    waiting for a quiet interval.
+    """
     from .library_state import LibraryState
 
     state = app.state.library
     last = data_version(state)
     first_change: float | None = None
-    retired = []
+    retired: list = []  # (when swapped out, state)
     while True:
-        await asyncio.sleep(interval_s)
-        for old in retired:  # closed one interval after the swap: no request still holds it
+        triggered = await _wait(interval_s, trigger)
+        # closed one interval (at least 5 s: triggered reloads come sooner) after the swap: no request still holds it
+        grace = max(interval_s, 5.0)
+        for _, old in [r for r in retired if time.monotonic() - r[0] >= grace]:
             old.store.close()
-        retired = []
+        retired = [r for r in retired if time.monotonic() - r[0] < grace]
         state = app.state.library
         now_v = await asyncio.to_thread(data_version, state)
-        if now_v != last:
+        if triggered:
+            pass  # our own watcher committed: reload now
+        elif now_v != last:
             last = now_v
             first_change = first_change or time.monotonic()
             if time.monotonic() - first_change < 10 * interval_s:
@@ -57,6 +78,6 @@ async def follow_store(app: FastAPI, interval_s: float) -> None:
             first_change = None
             continue
         app.state.library = new
-        retired.append(state)
+        retired.append((time.monotonic(), state))
         last, first_change = data_version(new), None
         log.info("reloaded %s: %d artists, %d tracks", settings.db, len(new.artists), len(new.tracks))

@@ -86,6 +86,11 @@ class Settings:
         How often the service checks whether another process committed to the store (an
         ``embed`` beside it) and reloads once the writes are quiet; 0 turns it off.
         ``SOUNDALIKE_RELOAD_S`` (default 30).
+    watch : bool
+        Run the library watcher on ``library_root`` as the store's one writer; each commit
+        reloads the service at once (``serve --watch``).
+    watch_settle_s, watch_rescan_s : float
+        The watcher's settle time and full-rescan interval (``soundalike.watch.WatchOptions``).
     """
 
     db: Path
@@ -104,12 +109,17 @@ class Settings:
     precompute: bool = True
     max_concurrent_queries: int = 2
     reload_interval_s: float = 30.0
+    watch: bool = False
+    watch_settle_s: float = 2.0
+    watch_rescan_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
             raise ParameterError(f"max_upload_bytes must be > 0, got {self.max_upload_bytes}.")
         if self.max_concurrent_queries <= 0:
             raise ParameterError(f"max_concurrent_queries must be > 0, got {self.max_concurrent_queries}.")
+        if self.watch and self.library_root is None:
+            raise ParameterError("watch needs the library folder: pass --library DIR (or SOUNDALIKE_LIBRARY_ROOT).")
         if (self.subsonic_user is None) != (self.subsonic_password is None):
             raise ParameterError(
                 "Subsonic needs both SOUNDALIKE_SUBSONIC_USER and SOUNDALIKE_SUBSONIC_PASSWORD (only one is set); "
