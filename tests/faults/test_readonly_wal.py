@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 from ci_support import skip_or_fail
@@ -93,7 +94,7 @@ def test_read_only_store_is_served_with_its_wal_commits(tmp_path, write_audio):
     assert "serving a private copy" in r.stderr and "wal_checkpoint" in r.stderr
     probe = ("import sys; from soundalike.store import Store; s = Store(sys.argv[1], readonly=True); "
              "print(s.counts()['embeddings']); s.close()")
-    r = _run_read_only(ro, ["python", "-c", probe, str(ro / "lib.db")], env)
+    r = _run_read_only(ro, [sys.executable, "-c", probe, str(ro / "lib.db")], env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) == n_vectors
     assert not list((tmp_path / "tmp").iterdir())  # the private copy is removed at close
