@@ -221,7 +221,8 @@ def add_record(store: Store, rec: TrackRecord, track_id: str, *, duration_s: flo
     """Store one scanned file as `track_id`; returns the store's status (new / known / moved)."""
     return store.add_track(track_id=track_id, path=str(rec.path), artist=rec.artist, title=rec.title,
                            album=rec.album, duration_s=duration_s, external_id=rec.external_id, genres=rec.genres,
-                           artist_mbid=rec.artist_mbid, db=db)
+                           artist_mbid=rec.artist_mbid, credit=rec.credit, artist_source=rec.artist_source,
+                           naming=rec.naming, db=db)
 
 
 def record_scan_failures(store: Store, result: ScanResult, run_id: int | None) -> None:
