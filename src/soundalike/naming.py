@@ -141,8 +141,8 @@ def title_from_path(path: str | os.PathLike, *, artist: str | None = None) -> st
 def reference_key(text: str) -> str:
     """The key of an ``"Artist - Title"`` reference: what matching ignores is gone.
 
-    NFKC, casefold, no punctuation or symbols, no leading track number in the title part,
-    single spaces. Two references name the same track when their keys are equal, so an index
+    NFKC, casefold, no accents, punctuation or symbols, no leading track number in the title
+    part, single spaces. Two references name the same track when their keys are equal, so an index
     of ``reference_key(f"{artist} - {title}")`` answers a lookup in one step.
 
     Examples
@@ -153,8 +153,11 @@ def reference_key(text: str) -> str:
     'askyel eureka'
     >>> reference_key("AC/DC - T.N.T.")
     'acdc tnt'
+    >>> reference_key("Sigur Rós - Hoppípolla")
+    'sigur ros hoppipolla'
     """
-    s = unicodedata.normalize("NFKC", str(text)).casefold()
+    s = unicodedata.normalize("NFKD", str(text)).casefold()
+    s = unicodedata.normalize("NFC", "".join(ch for ch in s if unicodedata.category(ch) != "Mn"))  # accents
     parts = _REF_SPLIT.split(s.strip())
     if len(parts) > 1:  # a track number belongs to the title, never to the artist ("2 Unlimited")
         parts[1:] = [_TRACKNO.sub("", p, count=1) for p in parts[1:]]
