@@ -162,6 +162,10 @@ def test_changing_the_rule_rederives_artists_and_keeps_ids(library, tmp_path, mo
     with Store(db, readonly=True) as s:
         assert s.artist_sources() == messy.COUNTS["album"]
         assert {a.name for a in s.artists()} == messy.ARTISTS["album"]
+        # the saved calibrators were refitted on the new artists (no query refits them)
+        from soundalike.query.vectors import load_vectors
+
+        assert s.calibration_default("tv", 0)["fingerprint"] == load_vectors(s, model_key="tv").fingerprint()
     after = _ids(db)
     assert all(after[n] == before[n] for n in after if n in before)  # unchanged names keep their ids
     _ingest(library["root"], db, "--artist-from", "auto")
