@@ -111,10 +111,14 @@ def name_in_folder(db: sqlite3.Connection, facts: NamingFacts, track_id: str) ->
     The folder's other tracks are renamed when the newcomer changes their album's verdict (a
     second voice makes a compilation); the newcomer's own naming is returned.
     """
+    if not (facts.album and facts.album.strip()):
+        return derive_names([facts], artist_rule(db))[0]  # no album: its name is its own
     folder = os.path.dirname(facts.path)
     prefix = folder.rstrip("/\\") + os.sep
-    rows = [r for r in db.execute(_ROWS + " WHERE path >= ? AND path < ? AND track_id <> ? AND naming_json IS NOT NULL",
-                                  (prefix, prefix[:-1] + chr(ord(os.sep) + 1), track_id)).fetchall()
+    # the same folder (a range of the path index) and album: a handful of rows, not the library
+    rows = [r for r in db.execute(_ROWS + " WHERE path >= ? AND path < ? AND track_id <> ? AND naming_json IS NOT NULL"
+                                  " AND album = ? COLLATE NOCASE",
+                                  (prefix, prefix[:-1] + chr(ord(os.sep) + 1), track_id, facts.album)).fetchall()
             if os.path.dirname(r[1]) == folder]
     names = derive_names([NamingFacts.from_json(r[1], r[2]) for r in rows] + [facts], artist_rule(db))
     _apply(db, rows, names[:-1])
@@ -173,6 +177,8 @@ def backfill(db: sqlite3.Connection) -> None:
     from .library import read_tags  # the store layer may read tags; never the audio
 
     rows = db.execute("SELECT t.track_id, t.path, a.name, t.title FROM tracks t JOIN artists a USING (artist_id)").fetchall()
+    if not rows:
+        return
     n_read = 0
     for track_id, path, name, title in rows:
         if not os.path.isfile(path):

@@ -217,8 +217,9 @@ def check_artist_rule(rule: str) -> str:
     return rule
 
 
-def _album_group(f: NamingFacts) -> tuple[str, str]:
-    return os.path.dirname(f.path), artist_key(f.album or "")
+def _album_group(f: NamingFacts) -> tuple[str, str] | None:
+    # no album tag, no album: loose files in one folder are not a compilation
+    return (os.path.dirname(f.path), artist_key(f.album)) if f.album and f.album.strip() else None
 
 
 def _track_credit(f: NamingFacts) -> str | None:
@@ -256,11 +257,11 @@ def derive_names(facts: Sequence[NamingFacts], rule: str = "auto") -> list[Namin
     ['Game Project', 'Game Project']
     """
     check_artist_rule(rule)
-    voices: dict[tuple[str, str], set[str]] = {}
+    voices: dict[tuple[str, str] | None, set[str]] = {}
     for f in facts:
-        credit = _track_credit(f)
-        if credit:
-            voices.setdefault(_album_group(f), set()).add(artist_key(primary_artist(credit, f.artists)))
+        credit, group = _track_credit(f), _album_group(f)
+        if credit and group is not None:
+            voices.setdefault(group, set()).add(artist_key(primary_artist(credit, f.artists)))
     out = []
     for f in facts:
         credit = _track_credit(f)
