@@ -141,9 +141,11 @@ def title_from_path(path: str | os.PathLike, *, artist: str | None = None) -> st
 def reference_key(text: str) -> str:
     """The key of an ``"Artist - Title"`` reference: what matching ignores is gone.
 
-    NFKC, casefold, no accents, punctuation or symbols, no leading track number in the title
-    part, single spaces. Two references name the same track when their keys are equal, so an index
-    of ``reference_key(f"{artist} - {title}")`` answers a lookup in one step.
+    NFKC, casefold, no accents, punctuation or symbols (``_`` and dashes part words), no
+    leading track number in the title part, single spaces. Two references name the same track
+    when their keys are equal once spaces are dropped too (a file name's ``bwv101_7`` is the
+    tag's ``bwv101.7``), so an index of ``reference_key(f"{artist} - {title}").replace(" ", "")``
+    answers a lookup in one step.
 
     Examples
     --------
@@ -163,7 +165,9 @@ def reference_key(text: str) -> str:
         parts[1:] = [_TRACKNO.sub("", p, count=1) for p in parts[1:]]
     out = []
     for p in parts:
-        kept = "".join("" if unicodedata.category(ch)[0] in "PS" else ch for ch in p)
+        # "_" and dashes part words (file names: Agnus_10); other punctuation and symbols go (AC/DC)
+        kept = "".join(" " if unicodedata.category(ch) in ("Pc", "Pd") else
+                       "" if unicodedata.category(ch)[0] in "PS" else ch for ch in p)
         out.append(_WS.sub(" ", kept).strip())
     return " ".join(p for p in out if p)
 

@@ -51,6 +51,18 @@ def test_reference_key_ignores_case_punctuation_accents_and_track_numbers():
     assert reference_key("Sigur Rós - Hoppípolla") == reference_key("sigur ros - hoppipolla")
     assert reference_key("2 Unlimited - No Limit") == "2 unlimited no limit"  # the artist keeps its number
     assert reference_key("   ") == ""
+    # a file name's "_" parts words; spaces are dropped when references are compared
+    assert reference_key("Palestrina - Agnus_10") == reference_key("palestrina - agnus 10")
+    assert reference_key("bach - bwv101 7").replace(" ", "") == reference_key("Bach - BWV101.7").replace(" ", "")
+
+
+def test_an_artist_title_reference_finds_file_named_tracks():
+    from soundalike.query.refs import resolve_track
+    from soundalike.store import Track
+
+    t = Track("ab" * 32, "/m/johann_sebastian_bach/johann_sebastian_bach__bwv101_7.ogg", 1, "johann sebastian bach",
+              "bwv101 7", None, None, None, (), "johann sebastian bach")
+    assert resolve_track([t], "Johann Sebastian Bach - BWV101.7") is t
 
 
 def _album(folder: str, album: str, credits: list[str], albumartist: str | None = None, **kw) -> list[NamingFacts]:

@@ -33,9 +33,10 @@ def track_label(t: Track) -> str:
 
 
 def track_reference_keys(t: Track) -> set[str]:
-    """The :func:`reference_key` values that name `t`: by its shown credit and by its artist."""
+    """The keys that name `t` (:func:`reference_key`, spaces dropped): by its shown credit and by
+    its artist's name."""
     title = t.title or Path(t.path).stem
-    return {reference_key(f"{a} - {title}") for a in (t.artist, t.artist_name) if a}
+    return {reference_key(f"{a} - {title}").replace(" ", "") for a in (t.artist, t.artist_name) if a}
 
 
 def _candidates(tracks: Sequence[Track], ref: str, n: int = 3) -> str:
@@ -104,7 +105,7 @@ def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
 
 
 def _by_artist_title(tracks: Sequence[Track], ref: str) -> list[Track]:
-    key = reference_key(ref)
+    key = reference_key(ref).replace(" ", "")
     if not key:
         return []
     return [t for t in tracks if key in track_reference_keys(t)]
