@@ -191,6 +191,24 @@ def m117_tracks_path_index(db: sqlite3.Connection) -> None:
     db.executescript("CREATE INDEX IF NOT EXISTS tracks_path ON tracks(path);")
 
 
+def m124_track_naming(db: sqlite3.Connection) -> None:
+    """Names from the tags people have (issue 24): each track's naming facts (tags, manifest,
+    folder), its whole artist credit and the rule that gave its artist; the library's
+    ``--artist-from`` rule. Existing tracks get their facts from their files' tags (headers
+    only, no audio) and are named again (``_store_naming.backfill``)."""
+    from ._store_naming import backfill
+
+    db.executescript(
+        """
+        ALTER TABLE tracks ADD COLUMN artist_credit TEXT;
+        ALTER TABLE tracks ADD COLUMN artist_source TEXT;
+        ALTER TABLE tracks ADD COLUMN naming_json TEXT;
+        CREATE TABLE library_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+    backfill(db)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", m001_initial),
     ("m002_paths_albums", m002_paths_albums),
@@ -198,6 +216,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m004_embed_timings", m004_embed_timings),
     ("m113_calibrators", m113_calibrators),
     ("m117_tracks_path_index", m117_tracks_path_index),
+    ("m124_track_naming", m124_track_naming),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,8 +1,10 @@
 """Scan a music library: files, tags and manifests → track records. No audio decoding here.
 
-Artist precedence (CONTRACTS.md): manifest > ``albumartist`` tag > ``artist`` tag > the folder
-layout ``Artist/…/file`` (the first folder below the scanned root). A track is identified by
-the sha256 of its bytes, so a moved or renamed file is recognised and not analysed again.
+Names follow ``naming.py`` (CONTRACTS "Artist precedence", "Track title"): manifest > the
+track's own artist in an album of several artists > ``albumartist`` > ``artist`` > the folder
+layout ``Artist/…/file``; titles from tags, else the manifest, else the file name. A track is
+identified by the sha256 of its bytes, so a moved or renamed file is recognised and not
+analysed again.
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 
 from .audio import AUDIO_EXTENSIONS, UNSUPPORTED_MUSIC_EXTENSIONS
 from .errors import ManifestError, ParameterError
+from .naming import NamingFacts, artist_key, derive_names, folder_name, reference_key
 
 __all__ = [
     "TrackRecord",
@@ -28,28 +30,11 @@ __all__ = [
     "file_sha256",
     "read_manifest",
     "read_tags",
+    "reference_key",
     "scan",
 ]
 
-_FEAT = re.compile(r"\s*(?:[\(\[]\s*)?\b(?:feat\.?|ft\.|featuring)\s+.*$", re.IGNORECASE)
-_WS = re.compile(r"\s+")
 MANIFEST_KEYS = ("path", "artist", "title", "genre", "artist_mbid", "track_id", "album")
-
-
-def artist_key(name: str) -> str:
-    """Normalise an artist name for matching: NFKC, casefold, collapse spaces, drop "feat." credits.
-
-    Examples
-    --------
-    >>> artist_key("  Daft   Punk feat. Pharrell ")
-    'daft punk'
-    >>> artist_key("ＡＢＢＡ")
-    'abba'
-    """
-    s = unicodedata.normalize("NFKC", name)
-    s = _FEAT.sub("", s)
-    s = _WS.sub(" ", s).strip().casefold()
-    return s
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -62,7 +47,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 class TrackRecord:
     """One audio file as found by a scan (before decoding).
 
-    ``artist_source`` says where the artist came from: manifest, albumartist, artist, folder.
+    ``artist`` groups the track (similarity), ``credit`` is the whole artist credit shown with
+    it; ``artist_source`` says which rule gave the artist (``naming.ARTIST_SOURCES``);
+    ``naming`` keeps the facts so the store can re-derive names without reading the file.
     """
 
     path: Path
@@ -73,6 +60,8 @@ class TrackRecord:
     genres: list[str] = field(default_factory=list)
     artist_mbid: str | None = None
     external_id: str | None = None
+    credit: str | None = None
+    naming: NamingFacts | None = None
 
 
 @dataclass
@@ -181,14 +170,33 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
     return rows
 
 
+def _register_easy_keys() -> None:
+    """Teach mutagen's easy ID3 interface the ARTISTS tag Picard and beets write (TXXX:ARTISTS)."""
+    from mutagen.easyid3 import EasyID3
+
+    if "artists" not in EasyID3.valid_keys:
+        EasyID3.RegisterTXXXKey("artists", "ARTISTS")
+
+
+def _values(tags, key: str) -> list[str]:
+    try:
+        vals = tags.get(key)
+    except (KeyError, ValueError):
+        return []
+    return [str(v).strip() for v in vals or [] if str(v).strip()]
+
+
 def read_tags(path: str | os.PathLike) -> dict[str, str | list[str]]:
     """Read the tags soundalike uses with mutagen (easy interface); empty dict when none.
 
-    Keys: ``albumartist``, ``artist``, ``title``, ``album``, ``genre`` (list),
-    ``musicbrainz_artistid``, ``musicbrainz_albumartistid``.
+    Keys: ``albumartist``, ``artist`` (the whole credit; several values joined by ``"; "``),
+    ``artists`` (list: a multi-valued ARTISTS tag, or the values of a multi-valued artist tag),
+    ``title``, ``album``, ``compilation`` (``"1"``), ``genre`` (list), ``musicbrainz_artistid``,
+    ``musicbrainz_albumartistid``. Only the header is read, never the audio.
     """
     import mutagen
 
+    _register_easy_keys()
     try:
         f = mutagen.File(str(path), easy=True)
     except Exception:  # mutagen raises many types on odd files; tags are optional
@@ -196,55 +204,82 @@ def read_tags(path: str | os.PathLike) -> dict[str, str | list[str]]:
     if f is None or not getattr(f, "tags", None):
         return {}
     out: dict[str, str | list[str]] = {}
-    for key in ("albumartist", "artist", "title", "album", "musicbrainz_artistid", "musicbrainz_albumartistid"):
-        try:
-            vals = f.tags.get(key)
-        except (KeyError, ValueError):
-            vals = None
+    for key in ("albumartist", "title", "album", "musicbrainz_artistid", "musicbrainz_albumartistid"):
+        vals = _values(f.tags, key)
         if vals:
-            out[key] = str(vals[0]).strip()
-    try:
-        genres = f.tags.get("genre")
-    except (KeyError, ValueError):
-        genres = None
+            out[key] = vals[0]
+    artist_vals = _values(f.tags, "artist")
+    if artist_vals:
+        out["artist"] = "; ".join(artist_vals)
+    artists = _values(f.tags, "artists") or (artist_vals if len(artist_vals) > 1 else [])
+    if artists:
+        out["artists"] = artists
+    if any(v.strip().lower() in ("1", "true", "yes") for v in _values(f.tags, "compilation")):
+        out["compilation"] = "1"
+    genres = _values(f.tags, "genre")
     if genres:
-        out["genre"] = [g for v in genres for g in _split_genres(str(v).replace("/", ";"))]
+        out["genre"] = [g for v in genres for g in _split_genres(v.replace("/", ";"))]
     return out
 
 
-def _from_tags(path: Path, root: Path) -> TrackRecord:
-    tags = read_tags(path)
-    if tags.get("albumartist"):
-        artist, source = str(tags["albumartist"]), "albumartist"
-        mbid = tags.get("musicbrainz_albumartistid") or tags.get("musicbrainz_artistid")
-    elif tags.get("artist"):
-        artist, source = str(tags["artist"]), "artist"
-        mbid = tags.get("musicbrainz_artistid")
-    else:
+def _facts(path: Path, tags: dict, *, folder_artist: str | None = None, row: "ManifestRow | None" = None) -> NamingFacts:
+    def one(key: str) -> str | None:
+        return str(tags[key]) if tags.get(key) else None
+
+    return NamingFacts(
+        path=str(path), title=one("title"), artist=one("artist"), artists=tuple(tags.get("artists") or ()),
+        albumartist=one("albumartist"), album=one("album"), compilation=bool(tags.get("compilation")),
+        manifest_artist=row.artist if row else None, manifest_title=row.title if row else None,
+        folder_artist=folder_artist)
+
+
+def _records(items: list[tuple[NamingFacts, dict, "ManifestRow | None"]], rule: str) -> list[TrackRecord]:
+    """Name the scanned files together (albums are judged whole) and build their records."""
+    names = derive_names([f for f, _, _ in items], rule)
+    out = []
+    for (f, tags, row), n in zip(items, names):
+        if n.source == "manifest":
+            mbid = row.artist_mbid if row else None
+            mbid = mbid or (str(tags["musicbrainz_artistid"]) if tags.get("musicbrainz_artistid") else None)
+        elif n.source == "albumartist":
+            mbid = tags.get("musicbrainz_albumartistid") or tags.get("musicbrainz_artistid")
+        elif n.source in ("artist", "mixed-album"):
+            mbid = tags.get("musicbrainz_artistid")
+        else:
+            mbid = None
+        out.append(TrackRecord(
+            path=Path(f.path), artist=n.artist, artist_source=n.source, title=n.title,
+            album=(row.album if row and row.album else None) or f.album,
+            genres=(row.genres if row and row.genres else None) or list(tags.get("genre") or []),
+            artist_mbid=str(mbid) if mbid else None, external_id=row.track_id if row else None,
+            credit=n.credit, naming=f))
+    return out
+
+
+def _folder_artist(path: Path, root: Path) -> str:
+    try:
         rel = path.relative_to(root)
-        artist = rel.parts[0] if len(rel.parts) > 1 else root.name
-        source, mbid = "folder", None
-    return TrackRecord(
-        path=path,
-        artist=artist,
-        artist_source=source,
-        title=str(tags["title"]) if tags.get("title") else None,
-        album=str(tags["album"]) if tags.get("album") else None,
-        genres=list(tags.get("genre") or []),
-        artist_mbid=str(mbid) if mbid else None,
-    )
+    except ValueError:  # a file outside the library root: its own folder names it
+        return folder_name(path.parent.name)
+    return folder_name(rel.parts[0] if len(rel.parts) > 1 else root.name)
 
 
-def scan(root: str | os.PathLike, *, manifest: str | os.PathLike | None = None) -> ScanResult:
-    """Find the tracks of a library.
+def scan(root: str | os.PathLike, *, manifest: str | os.PathLike | None = None,
+         artist_from: str = "auto", paths: Sequence[str | os.PathLike] | None = None) -> ScanResult:
+    """Find the tracks of a library and name them (``naming.derive_names``).
 
     Parameters
     ----------
     root : path-like
         A folder (scanned recursively for ``AUDIO_EXTENSIONS``) or a single audio file.
     manifest : path-like, optional
-        CSV/YAML manifest; when given, only the files it lists are ingested and its fields
-        override tags and folders.
+        CSV/YAML manifest; when given, only the files it lists are ingested and its artist,
+        album and genres override tags and folders (titles: tags first, CONTRACTS).
+    artist_from : {"auto", "track", "album"}
+        The artist rule (CONTRACTS "Artist precedence").
+    paths : sequence of path-like, optional
+        Only these files under `root` (a watcher's batch), named as a whole scan names them;
+        the folder is not walked.
 
     Returns
     -------
@@ -253,28 +288,24 @@ def scan(root: str | os.PathLike, *, manifest: str | os.PathLike | None = None) 
     rootp = Path(root).expanduser().resolve()
     failures: list[tuple[str, str, str]] = []
     if manifest is not None:
-        tracks = []
+        items = []
         for row in read_manifest(manifest):
             tags = read_tags(row.path) if row.path.is_file() else {}
-            tracks.append(
-                TrackRecord(
-                    path=row.path,
-                    artist=row.artist,
-                    artist_source="manifest",
-                    title=row.title or (str(tags["title"]) if tags.get("title") else None),
-                    album=row.album or (str(tags["album"]) if tags.get("album") else None),
-                    genres=row.genres or list(tags.get("genre") or []),
-                    artist_mbid=row.artist_mbid
-                    or (str(tags["musicbrainz_artistid"]) if tags.get("musicbrainz_artistid") else None),
-                    external_id=row.track_id,
-                )
-            )
-        return ScanResult(tracks, failures)
+            items.append((_facts(row.path, tags, folder_artist=folder_name(row.path.parent.name), row=row), tags, row))
+        return ScanResult(_records(items, artist_from), failures)
     if not rootp.exists():
         raise ParameterError(f"Library path {rootp} does not exist; pass a folder of audio files.")
     if rootp.is_file():
-        return ScanResult([_from_tags(rootp, rootp.parent)], failures)
-    tracks = []
+        tags = read_tags(rootp)
+        return ScanResult(_records([(_facts(rootp, tags, folder_artist=folder_name(rootp.parent.name)), tags, None)], artist_from),
+                          failures)
+    items = []
+    if paths is not None:
+        for p in sorted({Path(q).expanduser().resolve() for q in paths}):
+            if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".") and p.is_file():
+                tags = read_tags(p)
+                items.append((_facts(p, tags, folder_artist=_folder_artist(p, rootp)), tags, None))
+        return ScanResult(_records(items, artist_from), failures)
     for dirpath, dirnames, filenames in os.walk(rootp, onerror=lambda e: failures.append((e.filename, "unreadable", str(e.strerror)))):
         dirnames.sort()
         for name in sorted(filenames):
@@ -283,8 +314,9 @@ def scan(root: str | os.PathLike, *, manifest: str | os.PathLike | None = None) 
             p = Path(dirpath) / name
             ext = p.suffix.lower()
             if ext in AUDIO_EXTENSIONS:
-                tracks.append(_from_tags(p, rootp))
+                tags = read_tags(p)
+                items.append((_facts(p, tags, folder_artist=_folder_artist(p, rootp)), tags, None))
             elif ext in UNSUPPORTED_MUSIC_EXTENSIONS:
                 failures.append((str(p), "unsupported",
                                  f"'{ext}' holds no audio signal soundalike can analyse; render it to WAV/FLAC first"))
-    return ScanResult(tracks, failures)
+    return ScanResult(_records(items, artist_from), failures)

@@ -1,9 +1,8 @@
 """The library store: one SQLite file (WAL, foreign keys, migrations).
 
-This module and ``_migrations`` are the only ones that write SQL. Writes happen in explicit
-transactions (``with store.transaction():``) so a ``kill -9`` loses at most the batch in
-flight and never corrupts the file; WAL with ``synchronous=NORMAL`` keeps every committed
-transaction across a process crash.
+This module, ``_migrations`` and ``_store_naming`` (artists and titles) are the only ones that
+write SQL. Writes happen in explicit transactions (``with store.transaction():``) so a ``kill -9``
+loses at most the batch in flight; WAL with ``synchronous=NORMAL`` keeps every commit.
 
 Faults met in the field each become one :class:`StoreError` line, nothing committed is lost:
 a full disk (``SQLITE_FULL``: the batch in flight is rolled back, a rerun resumes), a database
@@ -15,7 +14,6 @@ when its WAL is empty, or a private copy that keeps the WAL's commits, never a s
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import logging
@@ -32,6 +30,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from . import _store_naming
 from ._lifecycle import remove_stale_temporaries
 from ._migrations import apply_migrations
 from ._store_readonly import open_on_readonly_storage
@@ -46,6 +45,7 @@ from .errors import (
     UnknownTrackError,
 )
 from .library import artist_key
+from .naming import NamingFacts, title_from_path
 
 __all__ = ["Store", "Artist", "Track", "ModelInfo", "default_db_path", "open_store", "DEFAULT_BUSY_TIMEOUT_S"]
 
@@ -77,6 +77,9 @@ class Artist:
 
 @dataclass(frozen=True)
 class Track:
+    """``artist``/``title``: what every surface shows ("A feat. B"; the tag's or the file name's
+    title); ``artist_name``: the artist of ``artist_id`` (similarity groups by it)."""
+
     track_id: str
     path: str
     artist_id: int
@@ -86,6 +89,7 @@ class Track:
     duration_s: float | None
     external_id: str | None
     genres: tuple[str, ...]
+    artist_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,14 @@ class ModelInfo:
     n_layers: int
 
 
-_TRACK_SELECT = ("SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres"
-                 " FROM tracks t JOIN artists a ON a.artist_id=t.artist_id")
+_TRACK_SELECT = ("SELECT t.track_id, t.path, t.artist_id, a.name, t.title, t.album, t.duration_s, t.external_id, t.genres,"
+                 " {credit} FROM tracks t JOIN artists a ON a.artist_id=t.artist_id")
+
+
+def _track(r: Sequence) -> Track:
+    # one naming rule everywhere (CONTRACTS "Track title"): a stored track always has a title
+    return Track(r[0], r[1], r[2], r[9] or r[3], r[4] or title_from_path(r[1]), *r[5:8],
+                 tuple(g for g in (r[8] or "").split(";") if g), r[3])
 
 
 def _now() -> str:
@@ -142,8 +152,8 @@ class Store:
             self._db = self._connect(readonly)
             if readonly:
                 self._check_schema()
-            else:
-                apply_migrations(self._db)
+            self.migrated: list[str] = [] if readonly else apply_migrations(self._db)  # upgrades done by this open
+            self._track_select = _TRACK_SELECT.format(credit=_store_naming.credit_column(self._db))
         except sqlite3.DatabaseError as exc:
             fault = self._fault(exc)
             if fault is not None:
@@ -289,17 +299,18 @@ class Store:
     # --- artists and tracks ----------------------------------------------------------------
     def upsert_artist(self, name: str, *, mbid: str | None = None, db: sqlite3.Connection | None = None) -> int:
         """Return the id of the artist whose normalised name matches `name`, creating it."""
-        conn = db or self._db
-        key = artist_key(name)
-        if not key:
-            raise ParameterError(f"Artist name {name!r} is empty after normalisation; give a real name.")
-        row = conn.execute("SELECT artist_id, mbid FROM artists WHERE name_key=?", (key,)).fetchone()
-        if row:
-            if mbid and mbid != row[1]:  # a newer pin (manifest / tags) wins
-                conn.execute("UPDATE artists SET mbid=? WHERE artist_id=?", (mbid, row[0]))
-            return int(row[0])
-        cur = conn.execute("INSERT INTO artists(name, name_key, mbid) VALUES (?, ?, ?)", (name.strip(), key, mbid))
-        return int(cur.lastrowid)
+        return _store_naming.upsert_artist(db or self._db, name, mbid=mbid)
+
+    def artist_rule(self) -> str:  # the library's --artist-from (auto until one is chosen)
+        return _store_naming.artist_rule(self._db)
+
+    def set_artist_rule(self, rule: str) -> int:
+        """Choose the artist rule: a change re-derives artists from stored tags; how many tracks moved."""
+        with self.transaction() as db:
+            return _store_naming.set_artist_rule(db, rule)
+
+    def artist_sources(self) -> dict[str, int]:  # tracks per artist rule (naming.ARTIST_SOURCES)
+        return _store_naming.source_counts(self._db)
 
     def add_track(
         self,
@@ -313,32 +324,41 @@ class Store:
         external_id: str | None = None,
         genres: Sequence[str] = (),
         artist_mbid: str | None = None,
+        credit: str | None = None, artist_source: str | None = None, naming: NamingFacts | None = None,
         db: sqlite3.Connection | None = None,
     ) -> str:
         """Insert or update a track; returns ``"new"``, ``"known"`` or ``"moved"``.
 
         Identical bytes at another path are the same track: the new path is recorded and the
-        metadata refreshed, nothing is re-analysed.
+        metadata refreshed, nothing is re-analysed. With `naming` (the scan's facts) the track
+        is named by the library's artist rule together with its folder's stored tracks.
         """
         conn = db or self._db
+        if naming is not None:
+            n = _store_naming.name_in_folder(conn, naming, track_id)
+            artist_mbid = artist_mbid if artist_key(n.artist) == artist_key(artist) else None  # the scan's artist's
+            artist, credit, artist_source, title = n.artist, n.credit, n.source, n.title
         artist_id = self.upsert_artist(artist, mbid=artist_mbid, db=conn)
-        genre_text = ";".join(genres) if genres else None
+        facts, genre_text = (naming.to_json() if naming is not None else None), (";".join(genres) if genres else None)
         row = conn.execute("SELECT path FROM tracks WHERE track_id=?", (track_id,)).fetchone()
         if row is None:
             # The bytes at this path changed (re-tagged, replaced): the old track is gone.
             conn.execute("DELETE FROM tracks WHERE path=? AND track_id<>?", (path, track_id))
             conn.execute(
-                "INSERT INTO tracks(track_id, path, artist_id, title, duration_s, external_id, genres, album, added)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (track_id, path, artist_id, title, duration_s, external_id, genre_text, album, _now()),
+                "INSERT INTO tracks(track_id, path, artist_id, title, duration_s, external_id, genres, album, added,"
+                " artist_credit, artist_source, naming_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (track_id, path, artist_id, title, duration_s, external_id, genre_text, album, _now(), credit,
+                 artist_source, facts),
             )
             status = "new"
         else:
             status = "known" if row[0] == path else "moved"
             conn.execute(
                 "UPDATE tracks SET path=?, artist_id=?, title=?, external_id=?, genres=?, album=?,"
-                " duration_s=COALESCE(?, duration_s) WHERE track_id=?",
-                (path, artist_id, title, external_id, genre_text, album, duration_s, track_id),
+                " duration_s=COALESCE(?, duration_s), artist_credit=?, artist_source=?,"
+                " naming_json=COALESCE(?, naming_json) WHERE track_id=?",
+                (path, artist_id, title, external_id, genre_text, album, duration_s, credit, artist_source, facts,
+                 track_id),
             )
         conn.execute("INSERT OR IGNORE INTO track_paths(track_id, path) VALUES (?, ?)", (track_id, path))
         return status
@@ -368,32 +388,22 @@ class Store:
 
     def find_artist(self, name: str) -> Artist:
         """Look an artist up by name (normalised); the error lists close matches."""
-        key = artist_key(name)
-        artists = self.artists()
-        for a in artists:
-            if a.name_key == key:
-                return a
-        keys = {a.name_key: a.name for a in artists}
-        close = difflib.get_close_matches(key, list(keys), n=3, cutoff=0.5)
-        close += [a.name_key for a in artists if key and key in a.name_key and a.name_key not in close][:3]
-        names = [keys[k] for k in close]
-        hint = f" Did you mean: {', '.join(names)}?" if names else " List the artists with `soundalike tracks`."
-        raise UnknownArtistError(f"Unknown artist {name!r} in {self.path}.{hint}", suggestions=names)
+        return _store_naming.find_artist(self.artists(), name, where=f" in {self.path}")
 
     def tracks(self, *, artist_id: int | None = None) -> list[Track]:
-        sql = _TRACK_SELECT
+        sql = self._track_select
         params: tuple = ()
         if artist_id is not None:
             sql += " WHERE t.artist_id=?"
             params = (artist_id,)
         rows = self.execute(sql + " ORDER BY a.name_key, t.path", params)
-        return [Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g)) for r in rows]
+        return [_track(r) for r in rows]
 
     def track(self, track_id: str) -> Track:
-        r = self.execute(_TRACK_SELECT + " WHERE t.track_id=?", (track_id,)).fetchone()
+        r = self.execute(self._track_select + " WHERE t.track_id=?", (track_id,)).fetchone()
         if r is None:
             raise UnknownTrackError(f"No track with id {track_id!r} in {self.path}.")
-        return Track(*r[:8], tuple(g for g in (r[8] or "").split(";") if g))
+        return _track(r)
 
     # --- models and embeddings -------------------------------------------------------------
     def register_model(

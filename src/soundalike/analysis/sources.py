@@ -106,23 +106,16 @@ def scan_into(store: Store, source: Folder, summary: RunSummary) -> tuple[list[T
 
 
 def _scan_paths(root: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> ScanResult:
-    """The scan of only `paths` under `root` (tags read as :func:`~soundalike.library.scan` does)."""
-    from ..audio import AUDIO_EXTENSIONS
-    from ..library import _from_tags
-
-    rootp = Path(root).expanduser().resolve()
-    tracks = []
-    for p in sorted({Path(_norm(p)) for p in paths}):
-        if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".") and p.is_file():
-            tracks.append(_from_tags(p, rootp))
-    return ScanResult(tracks, [])
+    """The scan of only `paths` under `root` (named as :func:`~soundalike.library.scan` names them)."""
+    return scan(root, paths=[_norm(p) for p in paths])
 
 
 def add_record(store: Store, rec: TrackRecord, track_id: str, *, duration_s: float | None = None, db=None) -> str:
     """Store one scanned file as `track_id`; returns the store's status (new / known / moved)."""
     return store.add_track(track_id=track_id, path=str(rec.path), artist=rec.artist, title=rec.title,
                            album=rec.album, duration_s=duration_s, external_id=rec.external_id, genres=rec.genres,
-                           artist_mbid=rec.artist_mbid, db=db)
+                           artist_mbid=rec.artist_mbid, credit=rec.credit, artist_source=rec.artist_source,
+                           naming=rec.naming, db=db)
 
 
 def record_scan_failures(store: Store, result: ScanResult, run_id: int | None) -> None:

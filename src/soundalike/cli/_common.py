@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -17,15 +18,27 @@ from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..errors import SoundalikeError
+from ..naming import ARTIST_RULES
 from ..store import Store, default_db_path
 
-__all__ = ["BackendOpt", "CalibrationOpt", "LayerOpt", "JsonOpt", "err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "refresh_defaults", "STATE"]
+__all__ = ["BackendOpt", "CalibrationOpt", "LayerOpt", "JsonOpt", "err", "out", "cli_command", "open_db", "split_list", "progress_bar", "print_json", "refresh_defaults", "STATE",
+           "ArtistFromOpt", "apply_artist_rule"]
 
 # options shared by the query commands (similar, matrix, map, tracks)
 BackendOpt = Annotated[Optional[str], typer.Option("--backend", "-b", help="Backend (default: the best stored one).")]
 CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration (default: the backend's validated default).")]
 LayerOpt = Annotated[Optional[int], typer.Option("--layer", help="Layer of a multi-layer backend.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="The JSON document on stdout.")]
+def _check_artist_from(value: str | None) -> str | None:
+    if value is not None and value not in ARTIST_RULES:
+        raise typer.BadParameter(f"takes {', '.join(ARTIST_RULES)}, got {value!r}.")
+    return value
+
+
+ArtistFromOpt = Annotated[Optional[str], typer.Option(
+    "--artist-from", metavar="auto|track|album", callback=_check_artist_from,
+    help="Which tag names a track's artist: auto (the album artist, but a compilation's or soundtrack's tracks keep "
+         "their own), track or album. The library remembers it (env SOUNDALIKE_ARTIST_FROM; at first auto).")]
 
 err = Console(stderr=True, soft_wrap=True)  # one error = one line, whatever the width
 out = Console(highlight=False, soft_wrap=True)
@@ -54,6 +67,25 @@ def cli_command(fn: Callable) -> Callable:
 
 def open_db(db: Path | None, *, readonly: bool = False) -> Store:
     return Store(db if db is not None else default_db_path(), readonly=readonly)
+
+
+def apply_artist_rule(store: Store, value: str | None) -> int:
+    """Make ``--artist-from`` (else ``$SOUNDALIKE_ARTIST_FROM``) the library's artist rule.
+
+    A change re-derives the stored artists from their tags (no audio is read) and says so on
+    stderr; returns how many tracks changed artist. Without either, the library's rule stays.
+    """
+    rule = value or os.environ.get("SOUNDALIKE_ARTIST_FROM") or None
+    if rule is None:
+        return 0
+    if rule not in ARTIST_RULES:
+        raise typer.BadParameter(f"SOUNDALIKE_ARTIST_FROM takes {', '.join(ARTIST_RULES)}, got {rule!r}.")
+    before = store.artist_rule()
+    moved = store.set_artist_rule(rule)
+    if before != rule:
+        err.print(f"artist rule {before} -> {rule}: {moved} track(s) changed artist (from the stored tags)",
+                  markup=False, highlight=False)
+    return moved
 
 
 def split_list(values: Iterable[str] | None) -> list[str]:

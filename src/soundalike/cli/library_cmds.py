@@ -21,7 +21,8 @@ from ..analysis import (
 from ..reports import build_report, write_reports
 from ..query import validation_summary
 from ._early import default_jobs
-from ._common import cli_command, err, open_db, out, print_json, progress_bar, refresh_defaults, split_list
+from ._common import (ArtistFromOpt, apply_artist_rule, cli_command, err, open_db, out, print_json, progress_bar,
+                      refresh_defaults, split_list)
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Library database (default: $SOUNDALIKE_DB or the user data dir).")]
 WindowOpt = Annotated[str, typer.Option("--window", help="Analysis windows: middle[:S], spread:N[:S] or full.")]
@@ -96,14 +97,17 @@ def register(app: typer.Typer) -> None:
         jobs: JobsOpt = DEFAULT_JOBS,
         fail_on_error: FailOpt = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        artist_from: ArtistFromOpt = None,
     ) -> None:
         """Scan a library into the database (tags, manifest, hashes) and validate every file."""
         with open_db(db) as store:
+            apply_artist_rule(store, artist_from)
             run_id = store.start_run(sys.argv)
             with progress_bar(not json_out) as prog:
                 s = ingest_library(store, path, manifest=manifest, policy=WindowPolicy.parse(window), run_id=run_id,
                                    jobs=jobs, progress=prog)
             store.finish_run(run_id)
+            refresh_defaults(store, quiet=json_out)  # artists may have changed (rule, compilations, an upgrade)
         print_summary(s)
         if json_out:
             print_json(s.as_json())
@@ -125,6 +129,7 @@ def register(app: typer.Typer) -> None:
             failures = store.failures()
             artists = store.artists()
             choice = {d["model_key"]: d for d in validation_summary(store)}
+            rule, sources = store.artist_rule(), store.artist_sources()
         if json_out:
             print_json({
                 "database": str(db) if db else None, "counts": counts,
@@ -132,11 +137,14 @@ def register(app: typer.Typer) -> None:
                             "n_layers": m.n_layers, "tracks": per_model[m.model_key],
                             "calibration": _choice_json(choice[m.model_key])} for m in models],
                 "artists": [{"artist": a.name, "artist_id": a.artist_id, "n_tracks": a.n_tracks} for a in artists],
+                "artist_rule": rule, "artist_sources": sources,
                 "last_run_failures": [{"path": p, "kind": k, "message": msg} for p, k, msg in failures],
             })
             return
         out.print(f"{counts['tracks']} tracks, {counts['artists']} artists, {counts['embeddings']} vectors, "
                   f"{counts['runs']} runs")
+        if sources:
+            out.print(f"Artists by rule {rule}: " + ", ".join(f"{n} {s}" for s, n in sources.items()), markup=False)
         t = Table("backend", "weights", "dim", "layers", "tracks embedded", "calibration", "model key")
         for m in models:
             t.add_row(m.backend, m.weights_kind, str(m.dim), str(m.n_layers), str(per_model[m.model_key]),
@@ -177,6 +185,7 @@ def register(app: typer.Typer) -> None:
         jobs: JobsOpt = DEFAULT_JOBS,
         calibration: Annotated[Optional[str], typer.Option("--calibration", help="Calibration (default: each backend's validated default).")] = None,
         fail_on_error: FailOpt = False,
+        artist_from: ArtistFromOpt = None,
     ) -> None:
         """The main job: ingest → embed → similarity → report."""
         names = split_list(backend) or _default_backends()
@@ -185,6 +194,7 @@ def register(app: typer.Typer) -> None:
         models = [load_backend(n) for n in names]
         executor = executor_for(models, jobs, started=workers)
         with open_db(db) as store:
+            apply_artist_rule(store, artist_from)
             run_id = store.start_run(sys.argv)
             try:
                 with progress_bar() as prog:

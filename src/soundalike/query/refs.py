@@ -2,8 +2,9 @@
 
 A track reference is tried in this order: an existing file path; a sha256 prefix of at least
 6 hex digits; a manifest ``track_id`` (``tracks.external_id``, exact); ``"Artist - Title"``
-(normalised like artist keys). It must name exactly one track; otherwise the error is one line
-listing the closest candidates.
+(:func:`~soundalike.naming.reference_key`: case, punctuation and a leading track number of the
+title ignored; the artist may be the track's whole credit or its artist's name). It must name
+exactly one track; otherwise the error is one line listing the closest candidates.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from ..errors import UnknownArtistError, UnknownTrackError
 from ..library import artist_key
+from ..naming import reference_key
 from ..store import Artist, Track
 
-__all__ = ["resolve_track", "resolve_artist", "track_label", "MIN_PREFIX"]
+__all__ = ["resolve_track", "resolve_artist", "track_label", "track_reference_keys", "reference_key", "MIN_PREFIX"]
 
 #: shortest sha256 prefix accepted as a track reference
 MIN_PREFIX = 6
@@ -26,8 +28,15 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 
 def track_label(t: Track) -> str:
-    """``"Artist - Title"`` (the file stem when the track has no title)."""
+    """``"Artist - Title"`` as every surface shows it (CONTRACTS "Track title")."""
     return f"{t.artist} - {t.title or Path(t.path).stem}"
+
+
+def track_reference_keys(t: Track) -> set[str]:
+    """The keys that name `t` (:func:`reference_key`, spaces dropped): by its shown credit and by
+    its artist's name."""
+    title = t.title or Path(t.path).stem
+    return {reference_key(f"{a} - {title}").replace(" ", "") for a in (t.artist, t.artist_name) if a}
 
 
 def _candidates(tracks: Sequence[Track], ref: str, n: int = 3) -> str:
@@ -96,14 +105,10 @@ def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
 
 
 def _by_artist_title(tracks: Sequence[Track], ref: str) -> list[Track]:
-    parts = ref.split(" - ")
-    found: dict[str, Track] = {}
-    for cut in range(1, len(parts)):  # titles and names may themselves hold " - "
-        a, title = artist_key(" - ".join(parts[:cut])), artist_key(" - ".join(parts[cut:]))
-        for t in tracks:
-            if t.artist_id is not None and artist_key(t.artist) == a and artist_key(t.title or Path(t.path).stem) == title:
-                found[t.track_id] = t
-    return list(found.values())
+    key = reference_key(ref).replace(" ", "")
+    if not key:
+        return []
+    return [t for t in tracks if key in track_reference_keys(t)]
 
 
 def resolve_artist(artists: Sequence[Artist], ref: str | int) -> Artist:

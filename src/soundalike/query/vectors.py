@@ -109,7 +109,7 @@ def load_vectors(store: Store, *, backend: str | None = None, layer: int | None 
     tids = [tids[i] for i in keep]
     X = X[keep]
     artist_of = np.array([tracks[t].artist_id for t in tids], dtype=np.int64)
-    names = {t.artist_id: t.artist for t in tracks.values()}
+    names = {t.artist_id: t.artist_name or t.artist for t in tracks.values()}  # the artist, not a credit
     return ModelVectors(model, layer, tids, X, artist_of, names)
 
 
