@@ -97,6 +97,18 @@ def build_store(path: Path, n_tracks: int, per_artist: int = 10, seed: int = 0) 
 
 
 def tail(db: Path, out_dir: Path, timeout: float) -> dict:
+    """The tail on a scratch copy of `db` (so every run fits the calibrators afresh)."""
+    import shutil
+    import sqlite3
+
+    scratch = db.with_name(db.stem + "-scratch.db")
+    for p in (scratch, Path(f"{scratch}-wal"), Path(f"{scratch}-shm")):
+        p.unlink(missing_ok=True)
+    shutil.copyfile(db, scratch)
+    with sqlite3.connect(scratch) as con:  # a store built by an earlier version may hold them
+        con.execute("DELETE FROM calibrators")
+        con.execute("DELETE FROM calibration_defaults")
+    db = scratch
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     t = time.perf_counter()
     try:
