@@ -329,10 +329,14 @@ class CalibratedSpace:
         if sel is None:
             C_rows = self.full_cosine()
             C = C_rows
-        else:
+        elif self.calibration.startswith("mp-") and self.mp is not None:  # needs each row against all items
             C_rows = self.S[sel] if self.S is not None else (
                 np.vstack([self._cosines(self.V[i], int(i), None) for i in sel]) if sel.size else np.zeros((0, len(self))))
             C = C_rows[:, sel]
+        else:  # each row against the sample only, as a query re-ranking candidates computes it
+            C = np.vstack([self._cosines(None if self.S is not None else self.V[i], int(i), sel) for i in sel]) \
+                if sel.size else np.zeros((0, 0))
+            C_rows = C
         m = C.shape[0]
         if self.calibration.startswith("mp-") and self.mp is not None:
             index = np.arange(m) if sel is None else sel
