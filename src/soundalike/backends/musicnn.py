@@ -26,6 +26,7 @@ import copy
 import hashlib
 import importlib.util
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,6 +60,8 @@ PATCH_HOP = PATCH_FRAMES  # upstream default: input_overlap=False
 # librosa centres frames: n_frames = 1 + n_samples // HOP; one patch needs PATCH_FRAMES frames
 MIN_SAMPLES = (PATCH_FRAMES - 1) * HOP
 _DTYPES = ("float32", "bfloat16", "float16")
+#: one network build at a time (module level, so backends stay picklable)
+_BUILD_LOCK = threading.Lock()
 
 # musicnn/configuration.py (musicnn 0.1.0), in the order of the output units
 MTT_TAGS: tuple[str, ...] = (
@@ -271,7 +274,13 @@ class _Musicnn(Backend):
         )
 
     def _build(self) -> None:
-        """Build the network (random for `tiny`, else from the checkpoint read at creation)."""
+        """Build the network (random for `tiny`, else from the checkpoint read at creation), once:
+        threads that use the backend together (the service) wait for the first build."""
+        with _BUILD_LOCK:
+            if "runner" not in self._state:
+                self._build_now()
+
+    def _build_now(self) -> None:
         from . import _musicnn_net as net_mod
 
         net = net_mod.build_net(self.arch, n_classes=len(self.tag_names))
