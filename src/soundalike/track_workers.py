@@ -22,7 +22,6 @@ from concurrent.futures import Future
 from typing import Any
 
 from ._lifecycle import process_pool, start_forkserver
-from ._machine import threads_per_worker
 from .audio import WindowPolicy
 from .backends.base import Backend
 from .library import TrackRecord, file_sha256
@@ -113,7 +112,7 @@ class TrackWorkers:
         # the forkserver starts here, in this thread: it dies with the thread that started it
         # (parent-death signal), so never in the short-lived starter thread below
         start_forkserver(worker_preload_modules([str(s["name"]) for s in self.specs]))
-        threads = threads_per_worker(jobs)
+        threads = max(1, (os.cpu_count() or 1) // jobs)
         self.pool = process_pool(jobs, initializer=_init, initargs=(self.specs, policy, threads))
         # Starting a worker waits until the forkserver has imported its preload modules (seconds):
         # a thread waits instead of this process, which goes on loading its models meanwhile.
