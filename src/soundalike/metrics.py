@@ -247,25 +247,31 @@ def retrieval_scores(
     rows: dict[str, list] = {key: [] for key in ("query", "p_at_k", "ap", "ndcg", "ceiling", "chance",
                                                   "ap_chance", "ndcg_chance")}
     skipped = 0
+    # labels and groups as integer codes, so each query compares arrays, not Python objects
+    code = _codes(lab, none_matches=False)
+    gcode = None if grp is None else _codes(grp, none_matches=True)
+    logs = np.log2(np.arange(2, k + 2))  # dcg_at_k's discounts (as divisors, the same rounding)
     for i in range(S.shape[0]):
         if lab[i] is None:
             skipped += 1
             continue
-        exclude = None if grp is None else np.array([g == grp[i] for g in grp])
-        order = rank_candidates(S, i, exclude=exclude)
-        rel = np.array([lab[j] == lab[i] for j in order], dtype=float)
+        order = rank_candidates(S, i, exclude=None if gcode is None else gcode == gcode[i])
+        rel = (code[order] == code[i]).astype(float)
         R, N = int(rel.sum()), rel.size
         if R == 0:
             skipped += 1
             continue
+        # binary gains: the ideal ranking puts the R relevant items first (ndcg_at_k's ideal)
+        top = rel[:k]
+        ideal = float((1.0 / logs[: min(k, R)]).sum())
         rows["query"].append(i)
-        rows["p_at_k"].append(precision_at_k(rel, k=k))
+        rows["p_at_k"].append(float(top.sum() / k))
         rows["ap"].append(average_precision(rel))
-        rows["ndcg"].append(ndcg_at_k(rel, k=k))
+        rows["ndcg"].append(float((top / logs[: top.size]).sum()) / ideal)
         rows["ceiling"].append(min(k, R) / k)
         rows["chance"].append(R / N)
         rows["ap_chance"].append(expected_average_precision(R, N))
-        rows["ndcg_chance"].append(expected_ndcg_at_k(rel, k=k))
+        rows["ndcg_chance"].append(float(rel.mean() * (1.0 / logs[: min(k, N)]).sum() / ideal))
     out: dict = {key: np.asarray(v) for key, v in rows.items()}
 
     def mean(key: str) -> float:
@@ -407,6 +413,16 @@ def _square(S, name: str) -> np.ndarray:
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ParameterError(f"{name} must be a square (n, n) matrix; got shape {S.shape}.")
     return S
+
+
+def _codes(values: list, *, none_matches: bool) -> np.ndarray:
+    """One integer per distinct value (``==`` equality); None gets -1 (matching nothing) unless
+    `none_matches`, where it is a value like any other."""
+    seen: dict = {}
+    out = np.empty(len(values), dtype=np.int64)
+    for j, v in enumerate(values):
+        out[j] = -1 if (v is None and not none_matches) else seen.setdefault(v, len(seen))
+    return out
 
 
 def _labels(labels, n: int, name: str) -> list:

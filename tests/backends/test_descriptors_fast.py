@@ -181,15 +181,12 @@ def test_cqt_and_salience_equal_librosa(name):
     y = SIGNALS[name]
     kw = dict(sr=SR, hop_length=dsp.CHROMA_HOP, fmin=dsp.CQT_FMIN, n_bins=dsp.CQT_N_BINS,
               bins_per_octave=dsp.CQT_BINS_PER_OCTAVE, tuning=0.0)
-    assert getattr(constantq.stft, "_soundalike_fast", False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        C = np.abs(librosa.cqt(y, **kw))
-        patched, constantq.stft = constantq.stft, librosa.stft
-        try:
-            want = np.abs(librosa.cqt(y, **kw))
-        finally:
-            constantq.stft = patched
+        with dsp._fast_constantq():
+            assert getattr(constantq.stft, "_soundalike_fast", False)
+            C = np.abs(librosa.cqt(y, **kw))
+        want = np.abs(librosa.cqt(y, **kw))  # librosa's own code, outside the block
     assert np.array_equal(C, want)
     freqs, _ = dsp._chroma_map()
     want_sal = librosa.salience(C, freqs=freqs, harmonics=list(dsp.SALIENCE_HARMONICS),
@@ -215,3 +212,23 @@ def test_cqt_stft_hands_other_calls_to_librosa():
     got = stft(y, n_fft=1024, hop_length=256, window="ones", dtype=np.complex64)
     assert len(calls) == 2 and np.array_equal(got, librosa.stft(y, n_fft=1024, hop_length=256, window="ones",
                                                                  dtype=np.complex64))
+
+
+def test_librosa_is_patched_only_inside_the_descriptors():
+    """The fast CQT paths replace librosa's functions only while the descriptors run: other code
+    in the process (and a caller's own librosa.cqt) gets librosa unchanged, also after an error."""
+    from librosa.core import constantq
+
+    before = dict(constantq.__dict__)
+    y = SIGNALS[IDS[0]]
+    dsp.measure(y)
+    assert constantq.stft is before["stft"] and not getattr(constantq.stft, "_soundalike_fast", False)
+    assert constantq.__dict__["__vqt_filter_fft"] is before["__vqt_filter_fft"]
+    with pytest.raises(RuntimeError):
+        with dsp._fast_constantq():
+            with dsp._fast_constantq():  # nested (threads of one process) keeps one install
+                assert getattr(constantq.stft, "_soundalike_fast", False)
+            assert getattr(constantq.stft, "_soundalike_fast", False)
+            raise RuntimeError("boom")
+    assert constantq.stft is before["stft"]
+    assert constantq.__dict__["__vqt_filter_fft"] is before["__vqt_filter_fft"]

@@ -435,3 +435,25 @@ def test_companion_taggram_comes_from_the_same_pass(gen):
     assert m.with_output("taggram").companions() == []
     with pytest.raises(ParameterError):
         load_backend("musicnn-msd-vgg", tiny=True, runtime="factorised")
+
+
+@needs_weights
+@needs_torch
+def test_model_keys_need_no_torch_and_the_network_is_built_once():
+    """A process that only names model keys (the parent of analysis workers) never imports
+    torch; the first embedding builds the network once, shared with the taggram view."""
+    code = (
+        "import sys\n"
+        "from soundalike.backends import load_backend\n"
+        "m = load_backend('musicnn-msd')\n"
+        "keys = (m.model_key, m.companions()[0].model_key)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported to name model keys'\n"
+        "import numpy as np\n"
+        "tags = m.companions()[0]\n"
+        "pen, tg = m.embed_with_companions(np.zeros((1, 16000 * 4), np.float32) + 0.01)\n"
+        "assert tags._net is m._net and pen.shape == (1, 1, 200) and tg.shape == (1, 1, 50)\n"
+        "print(keys)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_backend("musicnn-msd").model_key in r.stdout

@@ -11,7 +11,9 @@ short and cited in ``docs/descriptors.md``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -145,21 +147,14 @@ def measure(y: np.ndarray, *, key_profile: str = "albrecht-shanahan") -> Measure
     return Measurements(values=v, tonic=tonic, mode=mode)
 
 
-def _cache_cqt_filters() -> None:
+def _cached_filter_fft(original):
     """Reuse librosa's variable-Q filter bank across calls instead of rebuilding it per clip.
 
     ``librosa.cqt`` designs its wavelet filters (windows, FFTs, sparsification) on every call:
     about a quarter of this backend's time on a 30 s clip. The filters depend only on the
     arguments, so they are memoised here (librosa 0.11's private ``__vqt_filter_fft``; each caller
     gets its own copy because ``vqt`` rescales the matrix in place). Outputs are bit-identical.
-    Without that function (another librosa), nothing is changed.
     """
-    from librosa.core import constantq
-
-    name = "__vqt_filter_fft"
-    original = constantq.__dict__.get(name)
-    if original is None or getattr(original, "_soundalike_cached", False):
-        return
     cache: dict = {}
 
     def cached(sr, freqs, filter_scale, norm, sparsity, hop_length=None, window="hann", gamma=0.0,
@@ -174,29 +169,45 @@ def _cache_cqt_filters() -> None:
         basis, n_fft, lengths = cache[key]
         return basis.copy(), n_fft, lengths.copy()
 
-    cached._soundalike_cached = True  # type: ignore[attr-defined]
-    setattr(constantq, name, cached)
+    return cached
 
 
-_cache_cqt_filters()
+#: librosa.core.constantq attributes replaced while the descriptors compute their CQT: the memoised
+#: filter bank above, and the blocked STFT of :func:`_descriptors_fast.cqt_stft` (per octave the
+#: CQT takes an STFT of the resampled signal; librosa's all-frames-at-once float64 copies cost
+#: about half of the CQT; same bits, and any call it does not cover goes to librosa's ``stft``)
+_FAST_NAMES = ("__vqt_filter_fft", "stft")
+_fast_lock = threading.Lock()
+_fast_state: dict = {"depth": 0, "saved": {}, "fast": {}}
 
 
-def _fast_cqt_stft() -> None:
-    """Give ``librosa.cqt`` the blocked STFT of :func:`_descriptors_fast.stft_frames`.
-
-    Per octave the CQT takes an STFT (window "ones") of the resampled signal; librosa's
-    all-frames-at-once float64 copies cost about half of the CQT. The replacement returns the
-    same bits and hands any call it does not cover back to librosa's ``stft``.
-    """
+@contextlib.contextmanager
+def _fast_constantq():
+    """librosa's CQT with the fast paths above, only inside this block (and only the attributes
+    this librosa has); the rest of the process keeps librosa as it is."""
     from librosa.core import constantq
 
-    original = getattr(constantq, "stft", None)
-    if original is None or getattr(original, "_soundalike_fast", False):
-        return
-    constantq.stft = fast.cqt_stft(original)
-
-
-_fast_cqt_stft()
+    with _fast_lock:
+        st = _fast_state
+        if not st["fast"]:
+            originals = {n: constantq.__dict__.get(n) for n in _FAST_NAMES}
+            if originals["__vqt_filter_fft"] is not None:
+                st["fast"]["__vqt_filter_fft"] = _cached_filter_fft(originals["__vqt_filter_fft"])
+            if originals["stft"] is not None:
+                st["fast"]["stft"] = fast.cqt_stft(originals["stft"])
+        if st["depth"] == 0:
+            st["saved"] = {n: constantq.__dict__[n] for n in st["fast"]}
+            for n, f in st["fast"].items():
+                setattr(constantq, n, f)
+        st["depth"] += 1
+    try:
+        yield
+    finally:
+        with _fast_lock:
+            st["depth"] -= 1
+            if st["depth"] == 0:
+                for n, f in st["saved"].items():
+                    setattr(constantq, n, f)
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,7 +220,7 @@ def _chroma_map() -> tuple[np.ndarray, np.ndarray]:
 def _salience_chroma(y: np.ndarray) -> np.ndarray:
     """Harmonic-salience chroma ``(12, n_frames)``, each frame scaled to max 1 (0 if silent)."""
     freqs, fold = _chroma_map()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _fast_constantq():
         # short clips: the CQT's top octaves warn "n_fft=... is too large"; harmless here
         warnings.filterwarnings("ignore", message="n_fft=.*is too large", category=UserWarning)
         C = np.abs(

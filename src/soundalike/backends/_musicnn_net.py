@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._musicnn_tf_names import tf_mapping
+
 __all__ = [
     "MusicnnNet",
     "VggNet",
@@ -160,21 +162,7 @@ class MusicnnNet(nn.Module):
 
     def tf_mapping(self) -> dict[str, tuple[str, str]]:
         """torch parameter name -> (TF variable, layout) for :func:`load_tf_weights`."""
-        m: dict[str, tuple[str, str]] = {}
-        _bn_map(m, "in_bn", 0)
-        convs = ["timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2"]
-        bns = ["timbral_bn.0", "timbral_bn.1", "temporal_bn.0", "temporal_bn.1", "temporal_bn.2"]
-        for i, (c, b) in enumerate(zip(convs, bns)):
-            _conv_map(m, c, f"conv2d{_sfx(i)}", "conv2d")
-            _bn_map(m, b, i + 1)
-        for i in range(3):
-            _conv_map(m, f"mid.{i}", f"conv2d{_sfx(i + 5)}", "conv1d")
-            _bn_map(m, f"mid_bn.{i}", i + 6)
-        _bn_map(m, "pool_bn", 9)
-        _dense_map(m, "dense", "dense")
-        _bn_map(m, "dense_bn", 10)
-        _dense_map(m, "out", "dense_1")
-        return m
+        return tf_mapping("musicnn")
 
 
 class VggNet(nn.Module):
@@ -215,13 +203,7 @@ class VggNet(nn.Module):
         return {"logits": self.out(flat), "penultimate": flat}
 
     def tf_mapping(self) -> dict[str, tuple[str, str]]:
-        m: dict[str, tuple[str, str]] = {}
-        _bn_map(m, "in_bn", 0)
-        for i in range(5):
-            _conv_map(m, f"convs.{i}", f"{i + 1}CNN", "conv2d")
-            _bn_map(m, f"bns.{i}", i + 1)
-        _dense_map(m, "out", "dense")
-        return m
+        return tf_mapping("vgg")
 
 
 def _relu_bn_max_over_bands(y: torch.Tensor, bn: nn.Module) -> torch.Tensor:
@@ -236,28 +218,6 @@ def _relu_bn_max_over_bands(y: torch.Tensor, bn: nn.Module) -> torch.Tensor:
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     picked = torch.where((scale >= 0)[None, :, None], high, low)
     return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-
-
-def _sfx(i: int) -> str:
-    return f"_{i}" if i else ""
-
-
-def _conv_map(m: dict, mod: str, tf: str, layout: str) -> None:
-    m[f"{mod}.weight"] = (f"{tf}/kernel", layout)
-    m[f"{mod}.bias"] = (f"{tf}/bias", "vector")
-
-
-def _dense_map(m: dict, mod: str, tf: str) -> None:
-    m[f"{mod}.weight"] = (f"{tf}/kernel", "dense")
-    m[f"{mod}.bias"] = (f"{tf}/bias", "vector")
-
-
-def _bn_map(m: dict, mod: str, i: int) -> None:
-    tf = f"batch_normalization{_sfx(i)}"
-    m[f"{mod}.weight"] = (f"{tf}/gamma", "vector")
-    m[f"{mod}.bias"] = (f"{tf}/beta", "vector")
-    m[f"{mod}.running_mean"] = (f"{tf}/moving_mean", "vector")
-    m[f"{mod}.running_var"] = (f"{tf}/moving_variance", "vector")
 
 
 def _to_torch_layout(value: np.ndarray, layout: str) -> np.ndarray:

@@ -26,6 +26,7 @@ import copy
 import hashlib
 import importlib.util
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,6 +60,8 @@ PATCH_HOP = PATCH_FRAMES  # upstream default: input_overlap=False
 # librosa centres frames: n_frames = 1 + n_samples // HOP; one patch needs PATCH_FRAMES frames
 MIN_SAMPLES = (PATCH_FRAMES - 1) * HOP
 _DTYPES = ("float32", "bfloat16", "float16")
+#: one network build at a time (module level, so backends stay picklable)
+_BUILD_LOCK = threading.Lock()
 
 # musicnn/configuration.py (musicnn 0.1.0), in the order of the output units
 MTT_TAGS: tuple[str, ...] = (
@@ -213,24 +216,32 @@ class _Musicnn(Backend):
     ) -> None:
         self.output = check_option("output", output, tuple(self.output_sizes))
         self.dtype = check_option("dtype", dtype, _DTYPES)
-        from . import _torch_runtime
+        if str(device) == "cpu":
+            self.device = "cpu"  # nothing to resolve: no torch import yet
+        else:
+            from . import _torch_runtime
 
-        self.device = _torch_runtime.resolve_device(device)
+            self.device = _torch_runtime.resolve_device(device)
         self.tiny = bool(tiny)
         self.seed = int(seed)
         if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch <= 0:
             raise ParameterError(f"max_batch must be a positive integer, got {max_batch!r}.")
         self.max_batch = int(max_batch)
-
-        from . import _musicnn_net as net_mod
-
-        net = net_mod.build_net(self.arch, n_classes=len(self.tag_names))
+        self.runtime = check_option("runtime", runtime, ("auto", "factorised", "reference"))
+        cpu = str(self.device).split(":")[0] == "cpu"
+        if self.runtime == "auto":
+            self.runtime = "factorised" if (cpu and self.arch == "musicnn") else "reference"
+        if self.runtime == "factorised" and (self.arch != "musicnn" or not cpu):
+            raise ParameterError("runtime='factorised' is for the musicnn architecture on the CPU; use 'reference'.")
+        # the network (torch) is built on first use, shared with with_output() views: a process
+        # that only needs the model key (the parent of analysis workers) never imports torch
+        self._state: dict[str, Any] = {}
         if self.tiny:
             if weights is not None:
                 raise ParameterError("Pass either weights=PATH or tiny=True, not both.")
-            net_mod.randomize_(net, seed=self.seed)
+            self._build()
             self.weights_kind = "random"
-            self.weights_sha256 = _state_digest(net)
+            self.weights_sha256 = _state_digest(self._net)
             self.weights_path: Path | None = None
         else:
             folder = find_musicnn_checkpoint(self.model, weights)
@@ -239,35 +250,66 @@ class _Musicnn(Backend):
                     f"The {self.model} checkpoint of backend {self.name!r} is not installed; run "
                     f"{INSTALL_COMMAND} (or pass weights=PATH to a folder holding it)."
                 )
+            from ._musicnn_tf_names import tf_mapping
             from ._tf_checkpoint import read_tf_checkpoint
 
-            variables = read_tf_checkpoint(folder, skip_optimizer=True)
-            problems = net_mod.load_tf_weights(net, variables)
+            variables = read_tf_checkpoint(folder, skip_optimizer=True)  # numpy; checked for names here
+            expected = {tf for tf, _ in tf_mapping(self.arch).values()}
+            problems = [f"missing variable {v}" for v in sorted(expected - set(variables))]
+            problems += [f"unexpected variables {sorted(set(variables) - expected)}"] if set(variables) - expected else []
             if problems:
-                raise WeightsError(
-                    f"Checkpoint {str(folder)!r} does not fit the {self.model} architecture: "
-                    f"{'; '.join(problems[:5])}. Point weights= at musicnn's own {self.model} folder."
-                )
+                raise self._misfit(folder, problems)
+            self._state["variables"] = variables
             self.weights_kind = "real"
             self.weights_sha256 = _weights.sha256_file(folder / _DATA_FILE)
             self.weights_path = folder
-        self._net = net.eval()
-        self.runtime = check_option("runtime", runtime, ("auto", "factorised", "reference"))
-        if self.runtime == "auto":
-            cpu = str(self.device).split(":")[0] == "cpu"
-            self.runtime = "factorised" if (cpu and self.arch == "musicnn") else "reference"
-        if self.runtime == "factorised":
-            if self.arch != "musicnn" or str(self.device).split(":")[0] != "cpu":
-                raise ParameterError("runtime='factorised' is for the musicnn architecture on the CPU; use 'reference'.")
-            from ._musicnn_fast import FactorisedMusicnn
-
-            self._runner: Any = FactorisedMusicnn(self._net)
-        else:
-            self._runner = self._net
         self.embedding_size = self.output_sizes[self.output]
         self.n_layers = 1
         self.default_layer = 0
-        self._on_device = False
+
+    def _misfit(self, folder: Path, problems: list[str]) -> WeightsError:
+        return WeightsError(
+            f"Checkpoint {str(folder)!r} does not fit the {self.model} architecture: "
+            f"{'; '.join(problems[:5])}. Point weights= at musicnn's own {self.model} folder."
+        )
+
+    def _build(self) -> None:
+        """Build the network (random for `tiny`, else from the checkpoint read at creation), once:
+        threads that use the backend together (the service) wait for the first build."""
+        with _BUILD_LOCK:
+            if "runner" not in self._state:
+                self._build_now()
+
+    def _build_now(self) -> None:
+        from . import _musicnn_net as net_mod
+
+        net = net_mod.build_net(self.arch, n_classes=len(self.tag_names))
+        if self.tiny:
+            net_mod.randomize_(net, seed=self.seed)
+        else:
+            problems = net_mod.load_tf_weights(net, self._state.pop("variables"))
+            if problems:
+                raise self._misfit(self.weights_path, problems)
+        net = net.eval()
+        if self.runtime == "factorised":
+            from ._musicnn_fast import FactorisedMusicnn
+
+            runner: Any = FactorisedMusicnn(net)
+        else:
+            runner = net
+        self._state.update(net=net, runner=runner, on_device=False)
+
+    @property
+    def _net(self) -> Any:
+        if "net" not in self._state:
+            self._build()
+        return self._state["net"]
+
+    @property
+    def _runner(self) -> Any:
+        if "runner" not in self._state:
+            self._build()
+        return self._state["runner"]
 
     # --- identity ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -340,9 +382,9 @@ class _Musicnn(Backend):
         )
         from . import _torch_runtime
 
-        if not self._on_device:
+        if not self._state.get("on_device"):
             self._net.to(self.device)
-            self._on_device = True
+            self._state["on_device"] = True
         names = {"penultimate": "penultimate", "taggram": "logits", "pooled": "mean_pool"}
         dev_type = torch.device(self.device).type
         outs: dict[str, list] = {o: [] for o in outputs}

@@ -10,14 +10,16 @@ command then starts the server itself.
 
 from __future__ import annotations
 
-import os
 
 __all__ = ["default_jobs", "start_for_command"]
 
 
 def default_jobs() -> int:
-    """``--jobs`` when not given: the core count, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """``--jobs`` when not given: one worker per usable CPU (affinity, cgroup quota), as many as
+    memory holds (:func:`soundalike._machine.default_jobs`)."""
+    from .._machine import default_jobs as machine_jobs
+
+    return machine_jobs()
 
 
 def start_for_command(argv: list[str]) -> None:

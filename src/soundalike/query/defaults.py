@@ -34,19 +34,24 @@ MIN_ARTISTS_WITH_PAIRS = 10
 FALLBACK = "center"
 
 
-def _sample(vec: ModelVectors, cap: int, seed: int = 0) -> np.ndarray:
+def sample_tracks(vec: ModelVectors, cap: int, seed: int = 0) -> np.ndarray:
     """Track rows for the validation: whole artists with >= 2 tracks, seeded, up to `cap` tracks."""
     labels = vec.track_artist
     uniq, counts = np.unique(labels, return_counts=True)
     paired = uniq[counts >= 2]
     if labels.size <= cap:
         return np.arange(labels.size)
+    # each artist's rows found once (a stable sort by artist), not by a scan per artist
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], uniq)
+    ends = np.append(bounds[1:], labels.size)
+    where = dict(zip(uniq.tolist(), zip(bounds.tolist(), ends.tolist())))
     rows: list[int] = []
     for a in np.random.default_rng(seed).permutation(paired):
-        idx = np.flatnonzero(labels == a)
-        if len(rows) + len(idx) > cap:
+        lo, hi = where[a.item()]
+        if len(rows) + hi - lo > cap:
             continue
-        rows.extend(idx.tolist())
+        rows.extend(order[lo:hi].tolist())
     return np.sort(np.asarray(rows, int))
 
 
@@ -58,7 +63,7 @@ def validate_calibrations(vec: ModelVectors, *, calibrations=CALIBRATIONS, cap: 
     dict   ``{"calibration", "method", "n_tracks", "n_artists", "cap", "results": {cal: {"cv_map", "folds"}}}``;
     ``calibration`` is the winner, or FALLBACK with ``method`` saying why.
     """
-    rows = _sample(vec, cap)
+    rows = sample_tracks(vec, cap)
     sub = ModelVectors(vec.model, vec.layer, [vec.track_ids[i] for i in rows], vec.X[rows], vec.track_artist[rows],
                        vec.artist_names)
     labels = sub.track_artist

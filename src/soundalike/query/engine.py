@@ -295,25 +295,45 @@ class Engine:
 
     # --- whole-library views -------------------------------------------------------------------
     def artist_scores(self, *, backend: str | None = None, layer: int | None = None, calibration: str | None = None,
-                      profile: str = "centroid") -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-        """``(artist ids, score n x n, raw cosine n x n, calibration)`` of every artist pair (small libraries)."""
+                      profile: str = "centroid", max_artists: int | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        """``(artist ids, score n x n, raw cosine n x n, calibration)`` of every artist pair (small libraries).
+
+        `max_artists`: above it, the pairs of a seeded sample of that many artists (seed 0),
+        each score the one a whole-library query gives; the returned ids say which.
+        """
         vec = self.vectors(backend, layer)
         cal = calibration or self.default_calibration(vec)[0]
         space = self.space(vec, "artists", cal, profile)
-        if len(space) > HYBRID_MAX_ARTISTS:
+        rows = None
+        if max_artists is not None and len(space) > max_artists:
+            rows = np.sort(np.random.default_rng(0).choice(len(space), size=max_artists, replace=False))
+        elif len(space) > HYBRID_MAX_ARTISTS:
             raise ParameterError(f"the full artist matrix is built only up to {HYBRID_MAX_ARTISTS} artists "
                                  f"(this library has {len(space)}); ask `soundalike similar` per artist.")
-        score, raw = space.score_matrix()
-        return np.asarray(space.ids), score, raw, cal
+        score, raw = space.score_matrix(rows)
+        ids = np.asarray(space.ids)
+        return (ids if rows is None else ids[rows]), score, raw, cal
 
-    def track_scores(self, *, backend: str | None = None, layer: int | None = None, calibration: str | None = None
-                     ) -> tuple[list[str], np.ndarray, np.ndarray, str]:
-        """``(track ids, score n x n, raw cosine n x n, calibration)`` of every track pair (evaluation)."""
+    def track_scores(self, *, backend: str | None = None, layer: int | None = None, calibration: str | None = None,
+                     max_tracks: int | None = None) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+        """``(track ids, score n x n, raw cosine n x n, calibration)`` of every track pair (evaluation).
+
+        `max_tracks`: above it, the pairs of a seeded sample of whole artists (those with two
+        or more tracks, seed 0) of at most that many tracks, as the default-calibration
+        validation samples them.
+        """
         vec = self.vectors(backend, layer)
         cal = calibration or self.default_calibration(vec)[0]
         space = self.space(vec, "tracks", cal)
-        score, raw = space.score_matrix()
-        return list(space.ids), score, raw, cal
+        rows = None
+        if max_tracks is not None and len(space) > max_tracks:
+            from .defaults import sample_tracks
+
+            rows = np.sort([space.position(vec.track_ids[i]) for i in sample_tracks(vec, max_tracks)]).astype(int)
+        score, raw = space.score_matrix(rows)
+        ids = list(space.ids) if rows is None else [space.ids[i] for i in rows]
+        return ids, score, raw, cal
 
     def layout(self, *, backend: str | None = None, layer: int | None = None,
                calibration: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:

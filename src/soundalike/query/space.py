@@ -318,19 +318,42 @@ class CalibratedSpace:
         r_q = None if self.radius is None else float(self.radius[a])
         return self.calibrated(full[others], others, r_q, a, full)
 
-    def score_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(score, raw_cosine)``, both n x n, of every item pair (small spaces; diagonal 1)."""
-        C = self.full_cosine()
-        n = len(self)
+    def score_matrix(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(score, raw_cosine)`` of every item pair (small spaces; diagonal 1).
+
+        `rows`, when given, are item positions: the matrices then cover the pairs among those
+        items only (``m x m``, a sample of a large space), each value the one a query of the
+        whole space finds for that pair.
+        """
+        sel = None if rows is None else np.asarray(rows, dtype=int)
+        if sel is None:
+            C_rows = self.full_cosine()
+            C = C_rows
+        elif self.calibration.startswith("mp-") and self.mp is not None:  # needs each row against all items
+            C_rows = self.S[sel] if self.S is not None else (
+                np.vstack([self._cosines(self.V[i], int(i), None) for i in sel]) if sel.size else np.zeros((0, len(self))))
+            C = C_rows[:, sel]
+        else:  # each row against the sample only, as a query re-ranking candidates computes it
+            C = np.vstack([self._cosines(None if self.S is not None else self.V[i], int(i), sel) for i in sel]) \
+                if sel.size else np.zeros((0, 0))
+            C_rows = C
+        m = C.shape[0]
         if self.calibration.startswith("mp-") and self.mp is not None:
-            score = np.clip(self.mp.transform(C, index=np.arange(n)), 0.0, 1.0)
+            index = np.arange(m) if sel is None else sel
+            score = self.mp.transform(C_rows, index=index)
+            score = np.clip(score if sel is None else score[:, sel], 0.0, 1.0)
         elif self.calibration.startswith("mp-"):
-            score = np.full((n, n), 0.5)
+            score = np.full((m, m), 0.5)
         else:
-            vals = C if self.radius is None else _scale(C, self.radius[:, None], self.radius[None, :], self.calibration)
+            r = None if self.radius is None else (self.radius if sel is None else self.radius[sel])
+            vals = C if r is None else _scale(C, r[:, None], r[None, :], self.calibration)
             score = percentile_of(self.table, _tie_guard(vals))
         np.fill_diagonal(score, 1.0)
-        raw = self.S_raw if self.S_raw is not None else np.clip(self.R @ self.R.T, -1.0, 1.0)
+        if self.S_raw is not None:
+            raw = self.S_raw if sel is None else self.S_raw[np.ix_(sel, sel)]
+        else:
+            R = self.R if sel is None else self.R[sel]
+            raw = np.clip(R @ R.T, -1.0, 1.0)
         return score, raw
 
 

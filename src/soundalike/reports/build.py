@@ -13,6 +13,13 @@ from .verdict import build_verdict
 
 __all__ = ["build_report", "WEIGHTS_NOTE"]
 
+#: the artist matrices (heatmap, histogram, verdict) are written into the report up to this many artists
+REPORT_MATRIX_MAX_ARTISTS = 500
+#: pair statistics, genre P@k and hubness: every artist up to this many, else a seeded sample of this many
+REPORT_SAMPLE_ARTISTS = 2000
+#: same-artist mAP: every track up to this many, else whole artists sampled up to this many tracks
+REPORT_SAMPLE_TRACKS = 1000
+
 WEIGHTS_NOTE = {
     "real": "real trained weights",
     "random": "RANDOM weights: these numbers test the plumbing and say nothing about model quality",
@@ -35,8 +42,12 @@ def _quality(engine: Engine, backend: str, ids: np.ndarray, score: np.ndarray, g
     from ..metrics import quality_metrics
 
     vec = engine.vectors(backend)
-    ts = engine.track_scores(backend=backend, calibration=calibration)[1] if len(vec.track_ids) > 2 else None
-    return quality_metrics(score, [genre.get(int(a)) for a in ids], S_tracks=ts, track_artists=list(vec.track_artist))
+    if len(vec.track_ids) <= 2:
+        return quality_metrics(score, [genre.get(int(a)) for a in ids])
+    tids, ts, _, _ = engine.track_scores(backend=backend, calibration=calibration, max_tracks=REPORT_SAMPLE_TRACKS)
+    artist_of = dict(zip(vec.track_ids, vec.track_artist))
+    return quality_metrics(score, [genre.get(int(a)) for a in ids], S_tracks=ts,
+                           track_artists=[artist_of[t] for t in tids])
 
 
 def build_report(
@@ -48,24 +59,31 @@ def build_report(
     The first backend is the primary one (its neighbours fill ``neighbours``); every backend
     gets its own section under ``models``. ``calibration`` None: each backend's default.
     """
+    from ..classify import artist_genres
+
     engine = Engine(store)
     names = backends or sorted({m.backend for m in store.models()})
     tracks = store.tracks()
     artists = store.artists()
-    genre = {a.artist_id: _genre_of([t.genres for t in tracks if t.artist_id == a.artist_id]) for a in artists}
+    genre = artist_genres(tracks)
     sections = []
     cals = []
     for name in names:
         vec = engine.vectors(name)
-        ids, score, raw, cal = engine.artist_scores(backend=name, calibration=calibration)
+        # pair statistics and quality on every artist, or on a seeded sample of a large library
+        ids, score, raw, cal = engine.artist_scores(backend=name, calibration=calibration,
+                                                    max_artists=REPORT_SAMPLE_ARTISTS)
         cals.append(cal)
+        all_ids = np.asarray(engine.space(vec, "artists", cal).ids)
+        sampled = len(ids) < len(all_ids)
         neighbours = {}
-        for aid in ids.tolist():
-            doc = engine.run(Query(artist=int(aid), backend=name, calibration=cal, k=max(min(k, len(ids) - 1), 1))) \
-                if len(ids) > 1 else {"neighbours": []}
+        for aid in all_ids.tolist():
+            doc = engine.run(Query(artist=int(aid), backend=name, calibration=cal, k=max(min(k, len(all_ids) - 1), 1))) \
+                if len(all_ids) > 1 else {"neighbours": []}
             neighbours[vec.artist_names[int(aid)]] = [
                 {"artist": nb["artist"], "artist_id": nb["artist_id"], "score": round(nb["score"], 4),
                  "raw_cosine": round(nb["raw_cosine"], 4), "reasons": nb.get("reasons", [])} for nb in doc["neighbours"]]
+        with_matrix = len(all_ids) <= REPORT_MATRIX_MAX_ARTISTS
         sections.append({
             "name": vec.model.backend,
             "model_key": vec.model.model_key,
@@ -76,11 +94,17 @@ def build_report(
             "config": vec.model.config,
             "calibration": cal,
             "n_tracks": len(vec.track_ids),
-            "artists": [vec.artist_names[int(a)] for a in ids],
+            "artists": [vec.artist_names[int(a)] for a in all_ids],
             "raw_cosine_pairs": pair_stats(raw),
             "pairs": pair_stats(score),
-            "raw_cosine_matrix": np.round(raw, 4).tolist(),
-            "score_matrix": np.round(score, 4).tolist(),
+            **({"pairs_sample": {"n_artists": len(ids), "of": len(all_ids), "seed": 0,
+                                 "note": "pair statistics, genre P@k and hubness over a seeded sample of artists; "
+                                         "same-artist mAP over whole artists sampled up to "
+                                         f"{REPORT_SAMPLE_TRACKS} tracks"}} if sampled else {}),
+            **({"raw_cosine_matrix": np.round(raw, 4).tolist(), "score_matrix": np.round(score, 4).tolist()}
+               if with_matrix else
+               {"matrix_note": f"{len(all_ids)} artists: the artist x artist matrices are left out of the report "
+                               f"above {REPORT_MATRIX_MAX_ARTISTS} artists"}),
             "neighbours": neighbours,
             "metrics": _quality(engine, name, ids, score, genre, cal),
         })

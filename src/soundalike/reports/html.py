@@ -198,7 +198,13 @@ def render_html(report: dict) -> str:
         for key in ("min", "max", "mean", "std", "range"):
             h.append(f"<tr><td>{key}</td><td>{rc[key]:.3f}</td><td>{sc[key]:.3f}</td></tr>")
         h.append("</table>")
-        h.append(heatmap_svg(m["artists"], m["score_matrix"], title=f"{m['name']} calibrated scores"))
+        if m.get("score_matrix") is not None:
+            h.append(heatmap_svg(m["artists"], m["score_matrix"], title=f"{m['name']} calibrated scores"))
+        else:
+            h.append(f"<p class='meta'>{escape(m.get('matrix_note', ''))}</p>")
+        if m.get("pairs_sample"):
+            h.append(f"<p class='meta'>{escape(m['pairs_sample']['note'])} "
+                     f"({m['pairs_sample']['n_artists']} of {m['pairs_sample']['of']} artists).</p>")
         h.append("<table><tr><th>artist</th><th>nearest artists (score; raw cosine) and musical reasons "
                  "(neighbour vs query; estimates are heuristic)</th></tr>")
         for artist, nbs in m["neighbours"].items():
@@ -213,6 +219,8 @@ def render_html(report: dict) -> str:
         h.append("<h2 id='histograms'>Pair-score histograms</h2><p class='meta'>Raw cosine of centroid profiles over all artist pairs "
                  "(the seeds' measure), one panel per model.</p><div class='figs'>")
         for m in models:
+            if m.get("raw_cosine_matrix") is None:
+                continue  # a large library: no matrix in the report (its pair statistics are above)
             label = f"{m['name']} ({m['weights_kind']} weights) — raw cosine"
             h.append(f"<figure>{histogram_svg(_upper(m['raw_cosine_matrix']), title=label)}</figure>")
         h.append("</div>")
