@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -141,13 +142,22 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
 
 def allow_head(app: FastAPI) -> None:
     """HEAD wherever GET works (FastAPI routes answer GET only); HEAD stays out of the OpenAPI document."""
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and "GET" in route.methods:
-            route.methods.add("HEAD")
+
+    def walk(routes) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute) and "GET" in route.methods:
+                route.methods.add("HEAD")  # idempotent: the module-level routers are shared by every app
+            inner = getattr(route, "original_router", None)  # FastAPI keeps included routers as such
+            if inner is not None:
+                walk(inner.routes)
+
+    walk(app.router.routes)
     build = app.openapi
 
     def openapi() -> dict:
-        doc = build()  # cached by FastAPI; dropping "head" again is idempotent
+        with warnings.catch_warnings():  # the HEAD twin of each GET shares its operation id
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            doc = build()  # cached by FastAPI; dropping "head" again is idempotent
         for ops in doc.get("paths", {}).values():
             ops.pop("head", None)
         return doc

@@ -57,6 +57,8 @@ SESSION_TTL_S = 7 * 24 * 3600
 #: reachable without credentials: liveness, the login form, Subsonic (it checks its own)
 OPEN_PATHS = frozenset({"/api/health", "/login", "/logout", "/favicon.ico"})
 OPEN_PREFIXES = ("/rest/",)
+#: pages a person opens in a browser: without credentials they lead to the login form (else 401)
+PAGES = frozenset({"/", "/index.html", "/docs", "/redoc"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -296,7 +298,7 @@ class AccessGuard:
         if principal is not None and principal != "session":
             self.throttle.succeeded(client)
         if principal is None and self.settings.auth_required:
-            if method in ("GET", "HEAD") and not path.startswith("/api/") and path != "/openapi.json":
+            if method in ("GET", "HEAD") and path in PAGES:  # a person at the page: the login form
                 target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
                 return await RedirectResponse("/login?next=" + quote(target, safe="/"), 303)(scope, receive, send)
             return await self._unauthorized("This server needs credentials: HTTP Basic with the Subsonic user and "

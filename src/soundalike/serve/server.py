@@ -132,9 +132,9 @@ def protocol_class(settings: Settings) -> type[H11Protocol]:
             self._sa_timer = None
             if self.transport.is_closing() or self.conn.their_state in _FINISHED:
                 return
-            warn.warn("timeout", "closed a connection from %s: its request %s took longer than %.0f s", self._sa_ip,
+            warn.warn("timeout", "closed a connection from %s: its request %s took longer than %g s", self._sa_ip,
                       phase, header_s if phase == "headers" else body_s)
-            if self.conn.our_state is h11.IDLE:  # nothing answered yet on this request: say why
+            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # nothing answered yet: say why
                 self.transport.write(_TIMEOUT)
             if self.cycle is not None and not self.cycle.response_complete:
                 self.cycle.disconnected = True  # a handler reading the body sees a disconnect
