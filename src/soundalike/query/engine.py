@@ -156,6 +156,12 @@ class Engine:
                     space.index = self._build_index(vec, space, level)
         return True
 
+    def prepare_index(self, vec: ModelVectors, space: CalibratedSpace, level: str) -> None:
+        """Build `space`'s Faiss index without holding the model cache's lock, so that queries on
+        other models go on meanwhile (the service's warm-up thread; it searches exactly until then)."""
+        if space.index is None and space.V is not None:
+            space.index = self._build_index(vec, space, level)
+
     def index_path(self, vec: ModelVectors, level: str, calibration: str) -> Path:
         """Where the saved Faiss index of one space lives (beside the store)."""
         return index_dir(self.store.path) / f"{level}-{vec.model.model_key}-layer{vec.layer}-{calibration}.faiss"

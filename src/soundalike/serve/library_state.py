@@ -177,7 +177,7 @@ class LibraryState:
     def _build_indexes(self, vec, pending, mode: str) -> None:
         try:
             for level, space in pending:
-                self.engine.attach_index(vec, space, level, "faiss")
+                self.engine.prepare_index(vec, space, level)
             log.info("track index ready (%s)", ", ".join(level for level, _ in pending))
         except Exception:  # exact search keeps answering
             log.exception("building the index failed; queries use exact search")
