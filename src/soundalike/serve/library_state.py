@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -175,6 +176,11 @@ class LibraryState:
                          daemon=True).start()
 
     def _build_indexes(self, vec, pending, mode: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            try:  # Linux: niceness is per thread (and inherited by Faiss's OpenMP workers): requests come first
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
         try:
             for level, space in pending:
                 self.engine.prepare_index(vec, space, level)

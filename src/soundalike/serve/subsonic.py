@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import ParameterError, SoundalikeError
 from ..store import Track
@@ -140,7 +141,8 @@ def _seed_tracks(state: LibraryState, ids: list[str]) -> list[str]:
             out.extend(state.albums[_album(state, raw)].track_ids)
         else:
             out.extend(t.track_id for t in state.tracks_by_artist.get(_artist(state, raw), []))
-    embedded = set(state.engine.vectors(state.default_backend).track_ids)
+    backend = state.default_backend
+    embedded = state.extra(("embedded", backend), lambda: frozenset(state.engine.vectors(backend).track_ids))
     out = [t for t in dict.fromkeys(out) if t in embedded]
     if not out:
         raise SubsonicError(70, "None of the given items has analysed audio yet; run `soundalike embed`.")
@@ -315,13 +317,14 @@ async def subsonic(endpoint: str, request: Request) -> Response:
         if name in BINARY:
             return _stream(state, params)
         if name in BINARY_ENDPOINTS:
-            return BINARY_ENDPOINTS[name](state, params)
+            return await run_in_threadpool(BINARY_ENDPOINTS[name], state, params)
         handler = ENDPOINTS.get(name)
         if handler is None:
             resp = failed(SubsonicError(0, f"Endpoint {name!r} is not implemented by soundalike."), fmt, callback)
             resp.status_code = 404
             return resp
-        return ok(handler(state, params), fmt, callback)
+        # queries and rendering off the event loop: one slow answer never holds the others
+        return await run_in_threadpool(lambda: ok(handler(state, params), fmt, callback))
     except SubsonicError as exc:
         return failed(exc, fmt, callback)
     except SoundalikeError as exc:
