@@ -32,7 +32,7 @@ def test_serve_answers_during_embed_and_reloads(tmp_path, write_audio):
         late = [t.track_id for t in s.tracks() if t.artist == "Late Artist"]
         early_artist = next(a.artist_id for a in s.artists() if a.name == "Artist 0")
     env, _ = tree_env()
-    with TestClient(create_app(Settings(db=db, reload_interval_s=0.3))) as client:
+    with TestClient(create_app(Settings(db=db, reload_interval_s=0.3)), base_url="http://localhost") as client:
         assert client.get(f"/api/tracks/{late[0]}/similar").status_code != 200  # no vector yet
         writer = subprocess.Popen(cli("embed", "--db", str(db), "--backend", "descriptors", "--batch-size", "1",
                                       "--jobs", "1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -82,7 +82,7 @@ def client(serve_library):
     from soundalike.serve import Settings, create_app
 
     app = create_app(Settings(db=serve_library["db"], max_upload_bytes=512 * 1024))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://localhost") as c:
         yield c
 
 

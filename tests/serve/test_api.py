@@ -165,13 +165,14 @@ def test_read_only_by_default_and_rescan_needs_token(serve_library, tmp_path):
 
     from soundalike.serve import Settings, create_app
 
-    with TestClient(create_app(Settings(db=serve_library["db"]))) as c:
+    with TestClient(create_app(Settings(db=serve_library["db"])), base_url="http://localhost") as c:
         r = c.post("/api/admin/rescan")
         assert r.status_code == 403 and "SOUNDALIKE_API_TOKEN" in r.json()["error"]["message"]
         assert "access-control-allow-origin" not in c.get("/api/health", headers={"Origin": "http://evil.example"}).headers
-    with TestClient(create_app(Settings(db=serve_library["db"], api_token="tok"))) as c:
+    with TestClient(create_app(Settings(db=serve_library["db"], api_token="tok")), base_url="http://localhost") as c:
         assert c.post("/api/admin/rescan").status_code == 401
-        assert c.post("/api/admin/rescan", headers={"Authorization": "Bearer nope"}).status_code == 403
+        assert c.post("/api/admin/rescan", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.get("/api/artists").status_code == 401  # the token is a credential: reads need it too
         r = c.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"})
         assert r.status_code == 409 and "SOUNDALIKE_LIBRARY_ROOT" in r.json()["error"]["message"]
 
@@ -182,7 +183,7 @@ def test_cors_only_for_configured_origins(serve_library):
     from soundalike.serve import Settings, create_app
 
     app = create_app(Settings(db=serve_library["db"], cors_origins=("http://ok.example",)))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://localhost") as c:
         assert c.get("/api/health", headers={"Origin": "http://ok.example"}).headers["access-control-allow-origin"] == "http://ok.example"
         assert "access-control-allow-origin" not in c.get("/api/health", headers={"Origin": "http://evil.example"}).headers
 
@@ -223,8 +224,9 @@ def test_rescan_with_token_ingests_new_files_and_reloads(serve_library, tmp_path
     t = np.arange(3 * 22050) / 22050
     (root / "Newcomer").mkdir()
     sf.write(str(root / "Newcomer" / "new.wav"), (0.3 * np.sin(2 * np.pi * 523 * t)).astype(np.float32), 22050)
-    with TestClient(create_app(Settings(db=db, api_token="tok", library_root=root))) as c:
-        r = c.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"})
+    app = create_app(Settings(db=db, api_token="tok", library_root=root))
+    with TestClient(app, base_url="http://localhost", headers={"Authorization": "Bearer tok"}) as c:
+        r = c.post("/api/admin/rescan")
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 300
         while c.get("/api/health").json()["n_artists"] < 5:

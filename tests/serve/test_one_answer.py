@@ -54,7 +54,8 @@ def test_one_answer_everywhere(library_copy, monkeypatch, index):
     with soundalike.Store(db, readonly=True) as store:
         track = next(t for t in soundalike.Engine(store).tracks if t.artist == "Low Tones")
     settings = Settings(db=library_copy, subsonic_user="listener", subsonic_password="pw", api_key=API_KEY)
-    with ServerThread(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=60) as http:
+    with ServerThread(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=60,
+                                                                      headers={"X-API-Key": API_KEY}) as http:
         aid = http.get("/api/artists", params={"q": ARTIST}).json()["artists"][0]["artist_id"]
         default = http.get("/api/health").json()["default_calibration"]
         for case in CASES:

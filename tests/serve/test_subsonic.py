@@ -27,7 +27,8 @@ def os_conn(subsonic_server):
 def ids(subsonic_server) -> dict:
     """Artist → (artist id, [song ids]) via the plain JSON API of the same server."""
     out = {}
-    with httpx.Client(base_url=subsonic_server.url) as c:
+    # with credentials configured, /api needs them too (here the API key header)
+    with httpx.Client(base_url=subsonic_server.url, headers={"X-API-Key": API_KEY}) as c:
         for a in c.get("/api/artists").json()["artists"]:
             tracks = c.get(f"/api/artists/{a['artist_id']}").json()["tracks"]
             out[a["name"]] = (str(a["artist_id"]), [t["track_id"] for t in tracks])

@@ -57,7 +57,8 @@ def test_watching_service_answers_new_tracks_and_drops_deleted(tmp_path):
                         api_token="tok")
     gone = root / "Low" / "t0.wav"
     gone_id = file_sha256(gone)
-    with TestClient(create_app(settings)) as client:
+    # the write token is a credential: reads of the library need it too (serve/access.py)
+    with TestClient(create_app(settings), base_url="http://localhost", headers={"Authorization": "Bearer tok"}) as client:
         assert client.get("/api/health").json()["n_tracks"] == 6
         r = client.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"})
         assert r.status_code == 409 and "watched" in r.json()["error"]["message"]  # one writer: the watcher

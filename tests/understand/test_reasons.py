@@ -174,7 +174,7 @@ def test_reasons_reach_the_cli_text_json_and_http_api(constructed_store):
     assert "1. Major126: " in text.stdout and "126 vs 120 BPM" in text.stdout and "C major vs A minor" in text.stdout
     py = soundalike.similar(constructed_store, artist="Minor120")
     assert py["neighbours"][0]["reasons"] == nb["reasons"]
-    with TestClient(create_app(Settings(db=constructed_store))) as client:
+    with TestClient(create_app(Settings(db=constructed_store)), base_url="http://localhost") as client:
         aid = doc["query"]["artist_id"]
         web = client.get(f"/api/artists/{aid}/similar").json()
         assert web["neighbours"][0]["reasons"] == nb["reasons"]

@@ -121,7 +121,7 @@ def test_page_api_and_subsonic_show_the_same_names(library):
 
     tracks = {t.track_id: t for t in Store(library["db"], readonly=True).tracks()}
     settings = Settings(db=library["db"], subsonic_user="u", subsonic_password="p", api_key=API_KEY)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         for rel, (_artist, credit, title, _source) in messy.EXPECTED.items():
             tid = hashlib.sha256((library["root"] / rel).read_bytes()).hexdigest()
             page = client.get(f"/api/tracks/{tid}", params={"apiKey": API_KEY},

@@ -157,7 +157,7 @@ def test_service_rescan_equals_run(lib, reference, tmp_path):
     with Store(db) as s:  # a served library of one track (a watcher's batch of one file)
         out = analyse(s, Folder(lib, paths=[first]), [load_backend(BACKEND)], run_id=s.start_run(["seed"]))
         assert (out.ingest.done, out.embed.done) == (1, 1)
-    with TestClient(create_app(Settings(db=db, api_token="tok", library_root=lib))) as c:
+    with TestClient(create_app(Settings(db=db, api_token="tok", library_root=lib)), base_url="http://localhost") as c:
         assert c.post("/api/admin/rescan", headers={"Authorization": "Bearer tok"}).status_code == 202
         deadline = time.monotonic() + 300
         while c.get("/api/health").json()["n_tracks"] < 7:
@@ -187,7 +187,7 @@ def test_upload_of_a_library_file_gives_its_stored_vector(lib, reference):
     data = path.read_bytes()
     clip = emb.embed(decode_upload(data, max_bytes=1 << 24, policy=emb.policy, sample_rate=emb.sample_rate))
     np.testing.assert_allclose(clip.vector, stored, rtol=1e-5, atol=1e-6)
-    with TestClient(create_app(Settings(db=reference["db"]))) as c:
+    with TestClient(create_app(Settings(db=reference["db"])), base_url="http://localhost") as c:
         r = c.post("/api/query", files={"file": ("x.flac", data, "audio/flac")}, params={"k": 3})
     assert r.status_code == 200, r.text
     assert r.json()["tracks"][0]["track_id"] == tid  # its own stored vector is the nearest

@@ -20,7 +20,7 @@ from ..errors import ParameterError
 from ..neighbours import FAISS_MIN_ITEMS, NeighbourIndex, faiss_available, index_dir
 from ..store import Artist, Store, Track
 from .answer import artist_neighbour, finish, header, track_neighbour
-from .refs import resolve_artist, resolve_track
+from .refs import resolve_artist, resolve_track, track_lookup
 from .space import CalibratedSpace, Hit
 from .spec import INDEX_MODES, Query
 from .vectors import ModelVectors, fit_space, load_vectors, pick_model, space_from_state
@@ -66,11 +66,15 @@ class Engine:
     default_calibration : str, optional
         Overrides every backend's saved default (the service's ``SOUNDALIKE_CALIBRATION``).
     hybrid_config : HybridConfig, optional   default blend config of hybrid queries
+    network : bool
+        References come from the network (the service): never read as paths, resolved through
+        bounded indexes (:mod:`soundalike.query.suggest`).
     """
 
     def __init__(self, store: Store, *, index: str | None = None, default_calibration: str | None = None,
-                 hybrid_config=None) -> None:
+                 hybrid_config=None, network: bool = False) -> None:
         self.store = store
+        self.network = network
         self.index_mode = index or os.environ.get("SOUNDALIKE_INDEX") or "auto"
         if self.index_mode not in INDEX_MODES:
             raise ParameterError(f"index mode {self.index_mode!r} (SOUNDALIKE_INDEX): choose one of {', '.join(INDEX_MODES)}.")
@@ -89,7 +93,15 @@ class Engine:
     def track(self, ref: str) -> Track:
         """The track a reference names (path, sha256 prefix, manifest id, "Artist - Title")."""
         t = self.track_by_id.get(ref)
-        return t if t is not None else resolve_track(self.tracks, ref)
+        if t is not None:
+            return t
+        if self.network:
+            return resolve_track(self.tracks, ref, paths=False, lookup=self.track_lookup())
+        return resolve_track(self.tracks, ref)
+
+    def track_lookup(self):
+        """Bounded-cost indexes over the catalogue's tracks (built once)."""
+        return self._cache.get(("track_lookup",), lambda: track_lookup(self.tracks))
 
     def artist(self, ref: str | int) -> Artist:
         """The artist an id (int) or a name names."""
@@ -143,6 +155,12 @@ class Engine:
                 if space.index is None:
                     space.index = self._build_index(vec, space, level)
         return True
+
+    def prepare_index(self, vec: ModelVectors, space: CalibratedSpace, level: str) -> None:
+        """Build `space`'s Faiss index without holding the model cache's lock, so that queries on
+        other models go on meanwhile (the service's warm-up thread; it searches exactly until then)."""
+        if space.index is None and space.V is not None:
+            space.index = self._build_index(vec, space, level)
 
     def index_path(self, vec: ModelVectors, level: str, calibration: str) -> Path:
         """Where the saved Faiss index of one space lives (beside the store)."""

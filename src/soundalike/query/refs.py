@@ -4,7 +4,10 @@ A track reference is tried in this order: an existing file path; a sha256 prefix
 6 hex digits; a manifest ``track_id`` (``tracks.external_id``, exact); ``"Artist - Title"``
 (:func:`~soundalike.naming.reference_key`: case, punctuation and a leading track number of the
 title ignored; the artist may be the track's whole credit or its artist's name). It must name
-exactly one track; otherwise the error is one line listing the closest candidates.
+exactly one track; otherwise the error is one line listing the closest candidates. A reference
+from the network (``paths=False``) is never read as a
+path, and with a :class:`~soundalike.query.suggest.TrackLookup` every step costs a bounded time;
+references longer than :data:`MAX_REF_CHARS` are refused (a local file path may be longer).
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import UnknownArtistError, UnknownTrackError
+from ..errors import ParameterError, UnknownArtistError, UnknownTrackError
 from ..library import artist_key
 from ..naming import reference_key
 from ..store import Artist, Track
+from .suggest import TrackLookup
 
-__all__ = ["resolve_track", "resolve_artist", "track_label", "track_reference_keys", "reference_key", "MIN_PREFIX"]
+__all__ = ["resolve_track", "resolve_artist", "track_label", "track_reference_keys", "reference_key", "track_lookup",
+           "MIN_PREFIX", "MAX_REF_CHARS"]
 
 #: shortest sha256 prefix accepted as a track reference
 MIN_PREFIX = 6
+#: longest track reference accepted (a file path given locally may be longer)
+MAX_REF_CHARS = 256
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -48,6 +55,16 @@ def _candidates(tracks: Sequence[Track], ref: str, n: int = 3) -> str:
     return " Closest: " + "; ".join(keys[c] for c in close) + "."
 
 
+def track_lookup(tracks: Sequence[Track]) -> TrackLookup:
+    """The bounded-cost indexes over `tracks`, with this module's naming rules."""
+    return TrackLookup(tracks, key=artist_key, label=track_label, title=lambda t: t.title or Path(t.path).stem,
+                       names=track_reference_keys, name_key=_reference_name_key)
+
+
+def _reference_name_key(ref: str) -> str:
+    return reference_key(ref).replace(" ", "")
+
+
 def _file_sha256(path: Path) -> str | None:
     try:
         h = hashlib.sha256()
@@ -59,18 +76,26 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
+def resolve_track(tracks: Sequence[Track], ref: str, *, paths: bool = True, lookup: TrackLookup | None = None) -> Track:
     """The one track `ref` names (see the module docstring).
+
+    Parameters
+    ----------
+    paths : bool
+        Try `ref` as a file path first; False for references from the network.
+    lookup : TrackLookup, optional
+        Indexes over the same `tracks` (:func:`track_lookup`): every step then costs a bounded time.
 
     Raises
     ------
     UnknownTrackError   unknown or ambiguous, with the closest candidates in one line
+    ParameterError      a reference (not a local path) longer than MAX_REF_CHARS
     """
     ref = str(ref).strip()
     if not ref:
         raise UnknownTrackError("An empty track reference; give a path, a track id prefix, a manifest id or 'Artist - Title'.")
-    p = Path(ref).expanduser()
-    if len(ref) < 4096 and p.is_file():
+    if paths and _is_file(ref):
+        p = Path(ref).expanduser()
         resolved = str(p.resolve())
         by_path = [t for t in tracks if t.path == resolved or t.path == ref]
         if by_path:
@@ -80,6 +105,11 @@ def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
         if hit:
             return hit[0]
         raise UnknownTrackError(f"The file {ref!r} is not in this library; run `soundalike ingest` on its folder first.")
+    if len(ref) > MAX_REF_CHARS:
+        raise ParameterError(f"A track reference has {len(ref)} characters; the limit is {MAX_REF_CHARS}. "
+                             "Give a track id (or a prefix of 6+ hex digits) or 'Artist - Title'.")
+    if lookup is not None:
+        return _resolve_indexed(lookup, ref, paths)
     low = ref.lower()
     if len(low) >= MIN_PREFIX and _HEX.match(low):
         hits = [t for t in tracks if t.track_id.startswith(low)]
@@ -104,8 +134,43 @@ def resolve_track(tracks: Sequence[Track], ref: str) -> Track:
                             + _candidates(tracks, ref))
 
 
+def _is_file(ref: str) -> bool:
+    try:
+        return len(ref) < 4096 and Path(ref).expanduser().is_file()
+    except (OSError, ValueError, RuntimeError):  # a name too long, a NUL byte, an unknown ~user
+        return False
+
+
+def _resolve_indexed(lookup: TrackLookup, ref: str, paths: bool) -> Track:
+    """:func:`resolve_track`'s steps after the path, each in bounded time."""
+    low = ref.lower()
+    if len(low) >= MIN_PREFIX and _HEX.match(low):
+        hits, n = lookup.by_prefix(low)
+        if n == 1:
+            return hits[0]
+        if n > 1:
+            shown = "; ".join(f"{t.track_id[:12]} {track_label(t)}" for t in hits)
+            raise UnknownTrackError(f"Track id prefix {ref!r} matches {n} tracks ({shown}); give more digits.")
+    hits = lookup.by_external_id(ref)
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        shown = "; ".join(f"{t.track_id[:12]} {track_label(t)}" for t in hits[:5])
+        raise UnknownTrackError(f"Manifest id {ref!r} names {len(hits)} tracks ({shown}); use a track id prefix.")
+    hits = lookup.by_artist_title(ref)
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        shown = "; ".join(f"{t.track_id[:12]} {track_label(t)}" for t in hits[:5])
+        raise UnknownTrackError(f"{ref!r} names {len(hits)} tracks ({shown}); use a track id prefix.")
+    tried = "path, id prefix, manifest id, 'Artist - Title'" if paths else "id prefix, manifest id, 'Artist - Title'"
+    close = lookup.closest(ref)
+    hint = " Closest: " + "; ".join(close) + "." if close else " List the tracks with GET /api/artists."
+    raise UnknownTrackError(f"No track {ref!r} in this library (tried {tried})." + hint)
+
+
 def _by_artist_title(tracks: Sequence[Track], ref: str) -> list[Track]:
-    key = reference_key(ref).replace(" ", "")
+    key = _reference_name_key(ref)
     if not key:
         return []
     return [t for t in tracks if key in track_reference_keys(t)]

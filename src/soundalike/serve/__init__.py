@@ -15,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from .access import AccessGuard, LoginThrottle, Sessions
+from .access import router as access_router
 from .errors import install_error_handlers
 from .settings import DEFAULT_MAX_UPLOAD_BYTES, Settings
 
@@ -31,6 +35,8 @@ __all__ = ["create_app", "Settings", "DEFAULT_MAX_UPLOAD_BYTES", "STATIC_DIR"]
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: largest body of any request but an upload (forms, Subsonic POST)
+MAX_FORM_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None = None) -> FastAPI:
@@ -61,6 +67,10 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
             await asyncio.to_thread(state.warm_up)
         app.state.library = state
         app.state.query_slots = asyncio.Semaphore(settings.max_concurrent_queries)
+        if settings.auth_required:
+            log.info("credentials needed on /api and the page (HTTP Basic, API key or the login form)")
+        elif settings.public and settings.credentials_configured:
+            log.warning("public: /api and the page answer without credentials (--public); /rest keeps its own")
         log.info("serving %s: %d artists, %d tracks, backends %s", settings.db, len(state.artists), len(state.tracks),
                  ", ".join(state.backends) or "none")
         from .reloader import follow_store
@@ -95,7 +105,10 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(free=settings.login_free_failures)
+    app.state.sessions = Sessions()
     install_error_handlers(app)
+    app.include_router(access_router)
 
     from .api import router as api_router
 
@@ -108,15 +121,22 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
 
         app.include_router(subsonic_router)
 
+    from .upload import BodySizeLimit
+
+    # Outermost last: proxy headers (trusted proxies only) -> CORS -> access rule -> body cap -> routes.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, paths=("/api/query",))
+    # every other body (Subsonic formPost, the login form) is small: the same rule at 64 KiB
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_FORM_BYTES, paths=None, skip=("/api/query",))
+    app.add_middleware(AccessGuard, settings=settings, throttle=app.state.login_throttle, sessions=app.state.sessions)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-CSRF-Token"])
+    if settings.trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-    from .upload import BodySizeLimit
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, paths=("/api/query",))
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -128,4 +148,30 @@ def create_app(settings: Settings | None = None, *, db: str | os.PathLike | None
     def index_html() -> RedirectResponse:
         return RedirectResponse("/")
 
+    allow_head(app)
     return app
+
+
+def allow_head(app: FastAPI) -> None:
+    """HEAD wherever GET works (FastAPI routes answer GET only); HEAD stays out of the OpenAPI document."""
+
+    def walk(routes) -> None:
+        for route in routes:
+            if isinstance(route, APIRoute) and "GET" in route.methods:
+                route.methods.add("HEAD")  # idempotent: the module-level routers are shared by every app
+            inner = getattr(route, "original_router", None)  # FastAPI keeps included routers as such
+            if inner is not None:
+                walk(inner.routes)
+
+    walk(app.router.routes)
+    build = app.openapi
+
+    def openapi() -> dict:
+        with warnings.catch_warnings():  # the HEAD twin of each GET shares its operation id
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            doc = build()  # cached by FastAPI; dropping "head" again is idempotent
+        for ops in doc.get("paths", {}).values():
+            ops.pop("head", None)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

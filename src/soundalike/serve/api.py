@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import threading
 from typing import Annotated
@@ -45,6 +44,8 @@ K = Query(ge=1, le=500, description="How many neighbours")
 BACKEND = Query(description="Backend whose vectors answer (default: the library's best)", max_length=100)
 CALIBRATION = Query(description="Calibration (default: the backend's validated default)", max_length=40)
 LAYER = Query(ge=0, le=256, description="Layer of a multi-layer backend (default: the model's)")
+#: most seed tracks one query takes (each is resolved in bounded time)
+MAX_SEEDS = 50
 
 
 def _state(request: Request) -> LibraryState:
@@ -133,6 +134,8 @@ def get_similar_tracks(
 ) -> dict:
     """Tracks that sound like this one (or like several seeds together); ids or any track reference."""
     seeds = list(dict.fromkeys([track_id, *(seed or [])]))
+    if len(seeds) > MAX_SEEDS:
+        raise ParameterError(f"{len(seeds)} seeds given; a track query takes at most {MAX_SEEDS}.")
     if parse_signals(signals) != ["audio"]:
         raise ParameterError("Track queries use signals=audio; hybrid signals blend artist scores (ask an artist).")
     return similar_tracks(_state(request), seeds, k=k, exclude_artist=exclude_artist, artist_gap=artist_gap,
@@ -218,18 +221,19 @@ async def query_clip(
 @router.post("/admin/rescan", response_model=RescanStarted, status_code=202,
              responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}})
 def rescan(request: Request) -> dict:
-    """Ingest and embed new files of the library folder, then reload (needs the bearer token)."""
+    """Ingest and embed new files of the library folder, then reload (needs credentials).
+
+    Any credential the access rule accepts will do (the bearer token, HTTP Basic, the API key, or
+    the page's session with its CSRF header); with none configured, writes are disabled.
+    """
     st = _state(request)
-    token = st.settings.api_token
-    if not token:
-        raise ApiError(403, "Forbidden", "Write endpoints are disabled: set SOUNDALIKE_API_TOKEN to enable them.")
-    auth = request.headers.get("authorization", "")
-    scheme, _, given = auth.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "Unauthorized", "Send the token as 'Authorization: Bearer <SOUNDALIKE_API_TOKEN>'.",
+    if not st.settings.credentials_configured:
+        raise ApiError(403, "Forbidden", "Write endpoints are disabled: set SOUNDALIKE_API_TOKEN (or a Subsonic "
+                                         "account) to enable them.")
+    if getattr(request.state, "principal", None) is None:  # --public: reads open, writes still need credentials
+        raise ApiError(401, "Unauthorized", "Send the token as 'Authorization: Bearer <SOUNDALIKE_API_TOKEN>' "
+                                            "(or HTTP Basic with the Subsonic account).",
                        headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise ApiError(403, "Forbidden", "The bearer token does not match SOUNDALIKE_API_TOKEN.")
     root = st.settings.library_root
     if root is None:
         raise ApiError(409, "Conflict", "No library folder configured; set SOUNDALIKE_LIBRARY_ROOT (or serve --library).")

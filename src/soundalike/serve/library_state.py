@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ParameterError, UnknownArtistError
 from ..library import artist_key
+from ..neighbours import FAISS_MIN_ITEMS, faiss_available
 from ..query import CALIBRATIONS, Engine, pick_model
 from ..store import Artist, ModelInfo, Store, Track
 from .settings import Settings
@@ -68,7 +71,9 @@ class LibraryState:
             from ..hybrid import HybridConfig
 
             cfg = HybridConfig.from_yaml(settings.hybrid_config)
-        self.engine = Engine(self.store, default_calibration=settings.calibration, hybrid_config=cfg)
+        # network=True: a reference from a request is never a path and resolves in bounded time
+        self.engine = Engine(self.store, default_calibration=settings.calibration, hybrid_config=cfg, network=True)
+        self.index_ready = threading.Event()
         self._extras: dict = {}  # the upload embedder and classifier, built on first use
 
     # --- catalogue -----------------------------------------------------------------------------
@@ -143,14 +148,49 @@ class LibraryState:
     def model_info(self, backend: str | None = None) -> ModelInfo:
         return self.engine.vectors(self.resolve_backend(backend)).model
 
-    def warm_up(self) -> None:
-        """Build (or load) the default models now (startup), so the first queries are fast."""
+    def warm_up(self, *, background_index: bool = True) -> None:
+        """Build (or load) the default models and the reference indexes now (startup).
+
+        A Faiss index that the engine would build on first use (large libraries) is built in a
+        background thread instead; queries use exact search until it is ready
+        (``index_ready``), so no request waits seconds for it.
+        """
+        self.engine.track_lookup()
         if self.default_backend is None:
+            self.index_ready.set()
             return
         vec = self.engine.vectors(self.default_backend)
         cal = self.engine.default_calibration(vec)[0]
-        for level in ("artists", "tracks"):
-            self.engine.space(vec, level, cal)
+        spaces = [(level, self.engine.space(vec, level, cal)) for level in ("artists", "tracks")]
+        mode = self.engine.index_mode
+        pending = [(level, sp) for level, sp in spaces if sp.V is not None and sp.index is None and (
+            mode == "faiss" or (mode == "auto" and len(sp) >= FAISS_MIN_ITEMS and faiss_available()))]
+        if not pending:
+            self.index_ready.set()
+            return
+        if not background_index or mode == "faiss":
+            self._build_indexes(vec, pending, mode)
+            return
+        self.engine.index_mode = "exact"  # until the index is ready
+        threading.Thread(target=self._build_indexes, args=(vec, pending, mode), name="soundalike-index",
+                         daemon=True).start()
+
+    def _build_indexes(self, vec, pending, mode: str) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            try:  # Linux: niceness is per thread (and inherited by Faiss's OpenMP workers): requests come first
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except (AttributeError, OSError):
+                pass
+        try:
+            for level, space in pending:
+                self.engine.prepare_index(vec, space, level)
+            log.info("track index ready (%s)", ", ".join(level for level, _ in pending))
+        except Exception:  # exact search keeps answering
+            log.exception("building the index failed; queries use exact search")
+            mode = "exact"
+        finally:
+            self.engine.index_mode = mode
+            self.index_ready.set()
 
     def file_path(self, track: Track) -> Path:
         return Path(track.path)

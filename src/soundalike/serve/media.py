@@ -1,8 +1,8 @@
 """Audio previews and offline API docs.
 
-* ``GET /api/tracks/{track_id}/audio`` — the track's file for the page's audio preview, with
-  HTTP range requests (seeking); it needs no Subsonic account (the page is public like the
-  rest of ``/api``). The path comes from the store, never from the request.
+* ``GET /api/tracks/{track_id}/audio`` (and HEAD) — the track's file for the page's audio
+  preview, with HTTP range requests (seeking); under the same access rule as the rest of
+  ``/api`` (:mod:`soundalike.serve.access`). The path comes from the store, never from the request.
 * ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) served with **local** assets from the pinned
   ``fastapi-offline`` package (Swagger UI and ReDoc bundles), under ``/docs-assets/``: they
   render on a machine without internet. FastAPI's own CDN-backed pages are turned off in

@@ -25,6 +25,10 @@ def _env(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (_env(name) or "").split(",") if v.strip())
+
+
 def _env_int(name: str, default: int) -> int:
     raw = _env(name)
     if raw is None:
@@ -91,6 +95,24 @@ class Settings:
         reloads the service at once (``serve --watch``).
     watch_settle_s, watch_rescan_s : float
         The watcher's settle time and full-rescan interval (``soundalike.watch.WatchOptions``).
+    public : bool
+        Serve ``/api`` and the page without credentials even when some are configured (``/rest``
+        keeps Subsonic's own). Off by default; ``serve --public`` / ``SOUNDALIKE_PUBLIC=1``.
+    allowed_hosts : tuple of str
+        Host names (besides loopback names and IP literals) that requests may name in ``Host``,
+        e.g. the reverse proxy's public name; ``*`` turns the check off (``SOUNDALIKE_ALLOWED_HOSTS``).
+    trusted_proxies : tuple of str
+        Addresses (or CIDR networks) of reverse proxies whose ``X-Forwarded-For``/``-Proto`` are
+        believed; from anyone else they are ignored (``SOUNDALIKE_TRUSTED_PROXIES``).
+    header_timeout_s, body_timeout_s : float
+        Longest time a client may take to send a request's headers, and then its body
+        (``serve`` only: enforced by :mod:`soundalike.serve.server`).
+    max_connections, max_connections_per_client : int
+        Open connections the server keeps at most, in all and per client address; more are closed
+        at once.
+    login_free_failures : int
+        Failed logins a client may make before each further attempt must wait (1 s, doubling up
+        to :data:`~soundalike.serve.access.MAX_LOGIN_DELAY_S`).
     """
 
     db: Path
@@ -112,6 +134,14 @@ class Settings:
     watch: bool = False
     watch_settle_s: float = 2.0
     watch_rescan_s: float = 3600.0
+    public: bool = False
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 256
+    max_connections_per_client: int = 32
+    login_free_failures: int = 5
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
@@ -125,6 +155,30 @@ class Settings:
                 "Subsonic needs both SOUNDALIKE_SUBSONIC_USER and SOUNDALIKE_SUBSONIC_PASSWORD (only one is set); "
                 "set both, or neither and use SOUNDALIKE_API_KEY."
             )
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name} must be > 0 seconds, got {getattr(self, name)}.")
+        if self.max_connections <= 0 or self.max_connections_per_client <= 0:
+            raise ParameterError(f"max_connections ({self.max_connections}) and max_connections_per_client "
+                                 f"({self.max_connections_per_client}) must be > 0.")
+        from ipaddress import ip_network
+
+        for proxy in self.trusted_proxies:
+            try:
+                ip_network(proxy, strict=False)
+            except ValueError:
+                raise ParameterError(f"trusted proxy {proxy!r} is not an IP address or network (e.g. 10.0.0.2, "
+                                     "172.16.0.0/12); set SOUNDALIKE_TRUSTED_PROXIES to addresses.") from None
+
+    @property
+    def credentials_configured(self) -> bool:
+        """True when any credential is set: a Subsonic account, an API key or the write token."""
+        return bool(self.subsonic_user or self.api_key or self.api_token)
+
+    @property
+    def auth_required(self) -> bool:
+        """True when ``/api`` and the page need credentials (some configured and not ``public``)."""
+        return self.credentials_configured and not self.public
 
     @property
     def subsonic_enabled(self) -> bool:
@@ -136,7 +190,7 @@ class Settings:
         """Settings from ``SOUNDALIKE_*`` variables; keyword arguments that are not None win."""
         from ..store import default_db_path
 
-        origins = tuple(o.strip() for o in (_env("SOUNDALIKE_CORS_ORIGINS") or "").split(",") if o.strip())
+        origins = _env_list("SOUNDALIKE_CORS_ORIGINS")
         root = _env("SOUNDALIKE_LIBRARY_ROOT")
         hybrid = _env("SOUNDALIKE_HYBRID_CONFIG")
         manifest = _env("SOUNDALIKE_LIBRARY_MANIFEST")
@@ -156,6 +210,9 @@ class Settings:
             hybrid_config=Path(hybrid).expanduser() if hybrid else None,
             classifier=Path(clf).expanduser() if clf else None,
             reload_interval_s=_env_float("SOUNDALIKE_RELOAD_S", 30.0),
+            public=(_env("SOUNDALIKE_PUBLIC") or "0").strip().lower() in ("1", "true", "yes", "on"),
+            allowed_hosts=_env_list("SOUNDALIKE_ALLOWED_HOSTS"),
+            trusted_proxies=_env_list("SOUNDALIKE_TRUSTED_PROXIES"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given) if given else base

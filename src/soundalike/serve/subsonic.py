@@ -14,6 +14,7 @@ several seeds), ``getArtistInfo(2)`` (``similarArtist``), and the ``sonicSimilar
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import re
@@ -22,14 +23,18 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import ParameterError, SoundalikeError
 from ..store import Track
+from .access import LoginThrottle, client_address
 from .library_state import LibraryState
 from .queries import similar_artists, similar_tracks, track_path
 from .subsonic_wire import Params, SubsonicError, authenticate, failed, ok, read_params
 
 __all__ = ["router", "EXTENSIONS"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/rest")
 
@@ -39,6 +44,8 @@ EXTENSIONS = [
     {"name": "sonicSimilarity", "versions": [1]},
 ]
 IGNORED_ARTICLES = "The El La Los Las Le Les"
+#: most seeds (repeated ``id``) one similarity query takes
+MAX_SEEDS = 50
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_TYPES = {".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".flac": "audio/flac",
                   ".mp3": "audio/mpeg", ".wav": "audio/wav", ".m4a": "audio/mp4", ".aac": "audio/aac",
@@ -123,7 +130,9 @@ def _song(state: LibraryState, raw: str) -> Track:
 
 
 def _seed_tracks(state: LibraryState, ids: list[str]) -> list[str]:
-    """Track ids behind song, album and artist ids (several ids = several seeds)."""
+    """Track ids behind song, album and artist ids (several ids = several seeds, at most MAX_SEEDS)."""
+    if len(ids) > MAX_SEEDS:
+        raise SubsonicError(0, f"{len(ids)} ids given; a similarity query takes at most {MAX_SEEDS} seeds.")
     out: list[str] = []
     for raw in ids:
         if _HEX64.match(raw):
@@ -132,7 +141,8 @@ def _seed_tracks(state: LibraryState, ids: list[str]) -> list[str]:
             out.extend(state.albums[_album(state, raw)].track_ids)
         else:
             out.extend(t.track_id for t in state.tracks_by_artist.get(_artist(state, raw), []))
-    embedded = set(state.engine.vectors(state.default_backend).track_ids)
+    backend = state.default_backend
+    embedded = state.extra(("embedded", backend), lambda: frozenset(state.engine.vectors(backend).track_ids))
     out = [t for t in dict.fromkeys(out) if t in embedded]
     if not out:
         raise SubsonicError(70, "None of the given items has analysed audio yet; run `soundalike embed`.")
@@ -185,15 +195,23 @@ def _search3(state, p):
     ac, ao = p.int("artistCount", 20, hi=1000), p.int("artistOffset", 0, hi=10**9)
     bc, bo = p.int("albumCount", 20, hi=1000), p.int("albumOffset", 0, hi=10**9)
     sc, so = p.int("songCount", 20, hi=1000), p.int("songOffset", 0, hi=10**9)
-    artists = [a for a in state.artists if q in a.name.casefold()]
-    albums = [al for al in state.albums.values() if q in al.name.casefold()]
-    songs = [t for t in state.tracks if q in (t.title or Path(t.path).stem).casefold()
-             or q in t.artist.casefold() or (t.album and q in t.album.casefold())]
+    q = q.replace("\n", " ")[:256]
+    keys = state.extra(("search3",), lambda: _search_keys(state))
+    artists = [state.artists[i] for i, k in enumerate(keys[0]) if q in k]
+    album_list = list(state.albums.values())
+    albums = [album_list[i] for i, k in enumerate(keys[1]) if q in k]
+    songs = [state.tracks[i] for i, k in enumerate(keys[2]) if q in k]
     return {"searchResult3": {
         "artist": [artist_id3(state, a.artist_id) for a in artists[ao:ao + ac]],
         "album": [album_id3(state, al.id) for al in albums[bo:bo + bc]],
         "song": [child(state, t) for t in songs[so:so + sc]],
     }}
+
+
+def _search_keys(state: LibraryState) -> tuple[list[str], list[str], list[str]]:
+    """Casefolded search texts of artists, albums and songs, built once per catalogue (search3)."""
+    return ([a.name.casefold() for a in state.artists], [al.name.casefold() for al in state.albums.values()],
+            [f"{t.title or Path(t.path).stem}\n{t.artist}\n{t.album or ''}".casefold() for t in state.tracks])
 
 
 def _similar(state: LibraryState, p: Params, count_default: int) -> list[tuple[dict, float]]:
@@ -268,7 +286,23 @@ def _stream(state: LibraryState, p: Params) -> Response:
                         filename=path.name if p.get("download") else None)
 
 
-@router.api_route("/{endpoint}", methods=["GET", "POST"], include_in_schema=False)
+def _login(request: Request, params: Params, settings) -> None:
+    """Subsonic authentication, slowed per client after repeated failures (serve.access)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = client_address(request.scope)
+    wait = throttle.wait_s(client)
+    if wait > 0:
+        raise SubsonicError(40, f"Too many failed logins from this address; retry in {max(1, int(wait + 0.999))} s.")
+    try:
+        authenticate(params, settings)
+    except SubsonicError as exc:
+        if exc.code in (40, 44):
+            throttle.failed(client, user=params.get("u"), how="subsonic " + ("api key" if exc.code == 44 else "password"))
+        raise
+    throttle.succeeded(client)
+
+
+@router.api_route("/{endpoint}", methods=["GET", "HEAD", "POST"], include_in_schema=False)
 async def subsonic(endpoint: str, request: Request) -> Response:
     name = endpoint[:-5] if endpoint.endswith(".view") else endpoint
     try:
@@ -279,17 +313,18 @@ async def subsonic(endpoint: str, request: Request) -> Response:
     state: LibraryState = request.app.state.library
     try:
         if name not in PUBLIC:
-            authenticate(params, state.settings)
+            _login(request, params, state.settings)
         if name in BINARY:
             return _stream(state, params)
         if name in BINARY_ENDPOINTS:
-            return BINARY_ENDPOINTS[name](state, params)
+            return await run_in_threadpool(BINARY_ENDPOINTS[name], state, params)
         handler = ENDPOINTS.get(name)
         if handler is None:
             resp = failed(SubsonicError(0, f"Endpoint {name!r} is not implemented by soundalike."), fmt, callback)
             resp.status_code = 404
             return resp
-        return ok(handler(state, params), fmt, callback)
+        # queries and rendering off the event loop: one slow answer never holds the others
+        return await run_in_threadpool(lambda: ok(handler(state, params), fmt, callback))
     except SubsonicError as exc:
         return failed(exc, fmt, callback)
     except SoundalikeError as exc:
@@ -297,3 +332,6 @@ async def subsonic(endpoint: str, request: Request) -> Response:
         if isinstance(exc, ParameterError):
             code = 0
         return failed(SubsonicError(code, str(exc)), fmt, callback)
+    except Exception:  # never a server error for a player: the envelope says what failed
+        log.exception("unexpected error in Subsonic %s", name[:64])
+        return failed(SubsonicError(0, f"Internal error in {name[:64]!r}; see the server log."), fmt, callback)

@@ -98,7 +98,7 @@ def _cover_tracks(state: LibraryState, raw: str) -> list[str]:
         return [raw]
     if raw in state.albums:
         return list(state.albums[raw].track_ids)
-    if raw.isdigit() and int(raw) in state.artist_by_id:
+    if raw.isascii() and raw.isdigit() and len(raw) < 19 and int(raw) in state.artist_by_id:
         return [t.track_id for t in state.tracks_by_artist.get(int(raw), [])]
     raise SubsonicError(70, f"Cover art not found: {raw!r} is no song, album or artist id.")
 
@@ -217,12 +217,17 @@ def _scrobble(state: LibraryState, p: Params) -> dict:
     if p.bool("submission", True):
         log = _play_log(state)
         for i, t in enumerate(tracks):
-            try:
-                when = int(times[i]) / 1000 if i < len(times) else time.time()
-            except ValueError:
-                raise SubsonicError(0, f"time={times[i]!r} is not milliseconds since 1970.") from None
+            when = _millis(times[i]) / 1000 if i < len(times) else time.time()
             log.record(t.track_id, when)
     return {}
+
+
+def _millis(raw: str) -> int:
+    """Milliseconds since 1970 as sent by a player (``time``), within the years 1970-9999."""
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or int(raw) > 253402300799999:
+        raise SubsonicError(0, f"time={raw[:40]!r} is not milliseconds since 1970.")
+    return int(raw)
 
 
 BROWSE_ENDPOINTS = {

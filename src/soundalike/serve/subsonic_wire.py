@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from xml.etree import ElementTree as ET
 
 from fastapi import Request
@@ -147,10 +148,25 @@ def _envelope(status: str, payload: dict) -> dict:
             "openSubsonic": True, **payload}
 
 
+#: characters XML 1.0 cannot carry (control characters, lone surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(s: str) -> str:
+    r"""`s` with every character XML 1.0 forbids replaced by U+FFFD (tags may hold anything).
+
+    Examples
+    --------
+    >>> xml_text("bad\x01title") == "bad\ufffdtitle"
+    True
+    """
+    return _NOT_XML.sub("\ufffd", s)
+
+
 def _xml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    return str(v)
+    return xml_text(str(v))
 
 
 def _to_xml(parent: ET.Element, name: str, value) -> None:
@@ -178,7 +194,8 @@ def render(doc: dict, fmt: str, callback: str | None = None) -> Response:
     """The envelope `doc` as JSON (``f=json``), JSONP (``f=jsonp``) or XML (default)."""
     if fmt == "json":
         return JSONResponse({"subsonic-response": doc})
-    if fmt == "jsonp" and callback and callback.replace("_", "").replace(".", "").isalnum():
+    if fmt == "jsonp" and callback and len(callback) <= 100 and callback.isascii() \
+            and callback.replace("_", "").replace(".", "").isalnum():
         body = f"{callback}({json.dumps({'subsonic-response': doc})});"
         return Response(body, media_type="application/javascript")
     root = ET.Element("subsonic-response", {"xmlns": XMLNS})

@@ -49,16 +49,17 @@ def sniff_audio_extension(head: bytes) -> str | None:
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 when a request body to `paths` exceeds `max_bytes`.
+    """ASGI middleware: answer 413 when a request body to `paths` (None: all but `skip`) exceeds `max_bytes`.
 
     A declared ``Content-Length`` above the limit is refused before any byte is read; a
     chunked body is counted as it streams and cut off at the limit.
     """
 
-    def __init__(self, app, *, max_bytes: int, paths: tuple[str, ...]) -> None:
+    def __init__(self, app, *, max_bytes: int, paths: tuple[str, ...] | None, skip: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.paths = paths
+        self.paths = paths  # None: every path but those in `skip`
+        self.skip = skip
 
     def _too_large(self) -> str:
         mb = self.max_bytes / (1024 * 1024)
@@ -66,7 +67,8 @@ class BodySizeLimit:
                 "(30 s is plenty) or raise SOUNDALIKE_MAX_UPLOAD_BYTES.")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or (path not in self.paths if self.paths is not None else path in self.skip):
             return await self.app(scope, receive, send)
         # Multipart framing adds a little: allow 64 KiB of envelope above the file cap.
         limit = self.max_bytes + 65536

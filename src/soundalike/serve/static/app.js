@@ -5,8 +5,19 @@
 const $ = (sel) => document.querySelector(sel);
 const state = { map: null, selected: null, names: new Map() };
 
-async function api(path, opts) {
+function cookie(name) {
+  const hit = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+  return hit ? decodeURIComponent(hit.slice(name.length + 1)) : null;
+}
+
+async function api(path, opts = {}) {
+  // A write from a logged-in page carries the CSRF token of its session (docs/security.md).
+  const csrf = cookie("soundalike_csrf");
+  if (csrf && opts.method && opts.method !== "GET") opts.headers = { ...(opts.headers || {}), "X-CSRF-Token": csrf };
   const r = await fetch(path, opts);
+  if (r.status === 401 && !path.startsWith("/api/health")) {
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.error ? `${body.error.type}: ${body.error.message}` : `HTTP ${r.status}`);
   return body;
