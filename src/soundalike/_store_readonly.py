@@ -27,7 +27,7 @@ from urllib.parse import quote
 from ._lifecycle import upload_dir_prefix
 from .errors import StoreError
 
-__all__ = ["open_on_readonly_storage"]
+__all__ = ["connect_readonly", "open_on_readonly_storage"]
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +85,21 @@ def open_on_readonly_storage(path: Path) -> tuple[sqlite3.Connection, Path | Non
     log.warning("%s is on read-only storage and its %s holds commits: serving a private copy with them (%.0f MB "
                 "in %s); to avoid the copy, %s.", path, wal.name, need / 1e6, folder, _checkpoint_hint(path))
     return db, folder
+
+
+def connect_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path | None]:
+    """A read-only connection to the store at `path` (``mode=ro``), or, on read-only storage
+    where that cannot open it, :func:`open_on_readonly_storage`'s; the second item is the private
+    copy's folder, if one was made."""
+    uri = "file:" + quote(str(path.resolve()))
+    try:
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=timeout)
+        db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db, None
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc) and "readonly" not in str(exc) and "read-only" not in str(exc):
+            raise
+        # A WAL database on read-only storage: nobody can be writing it; its WAL's commits are
+        # kept (immutable=1 alone would ignore them).
+        return open_on_readonly_storage(path)

@@ -26,14 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
 from . import _store_naming
 from ._lifecycle import remove_stale_temporaries
 from ._migrations import apply_migrations
-from ._store_readonly import open_on_readonly_storage
+from ._store_readonly import connect_readonly
 from .errors import (
     DimensionMismatchError,
     ParameterError,
@@ -171,17 +170,7 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             return db
-        uri = "file:" + quote(str(self.path.resolve()))
-        try:
-            db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=timeout)
-            db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError as exc:
-            if "unable to open" not in str(exc) and "readonly" not in str(exc) and "read-only" not in str(exc):
-                raise
-            # A WAL database on read-only storage: nobody can be writing it; its WAL's commits are
-            # kept (immutable=1 alone would ignore them), see _store_readonly.
-            db, self._copy_dir = open_on_readonly_storage(self.path)
+        db, self._copy_dir = connect_readonly(self.path, timeout)
         db.execute("PRAGMA foreign_keys=ON")
         return db
 
