@@ -14,7 +14,6 @@ them through ``fork``; each worker then only loads its models.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from .._lifecycle import process_pool, start_forkserver
+from .._machine import threads_per_worker
 from ..audio import WindowPolicy
 from ..backends.base import Backend
 from .executors import Item
@@ -124,7 +124,7 @@ class TrackWorkers:
         # the forkserver starts here, in this thread: it dies with the thread that started it
         # (parent-death signal), so never in the short-lived starter thread below
         start_forkserver(worker_preload_modules([str(s["name"]) for s in specs]))
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        threads = threads_per_worker(self.jobs)
         self.pool = process_pool(self.jobs, initializer=_init, initargs=(specs, policy, threads))
         # Starting a worker waits until the forkserver has imported its preload modules (seconds):
         # a thread waits instead of this process, which goes on loading its models meanwhile.
